@@ -1,0 +1,324 @@
+"""The catalog: every event type, its topic, schema, retention and table.
+
+``schemas/catalog.yaml`` is the single source of truth; everything that names a
+topic, a table or a retention reads it through :func:`load_catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+
+from loom.errors import CatalogError, UnknownEventTypeError
+
+__all__ = [
+    "SCHEMA_ID_BASE",
+    "Catalog",
+    "EventType",
+    "Example",
+    "default_catalog",
+    "default_schemas_dir",
+    "load_catalog",
+]
+
+SCHEMA_ID_BASE = "https://schemas.loom.dev/"
+_RETENTION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[dh])$")
+_TYPE_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,5}$"
+_TABLE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+Compression = Literal["producer", "lz4", "zstd", "gzip", "snappy", "uncompressed"]
+
+
+class _Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Literal["device_id", "none"] = "device_id"
+    compression: Compression = "producer"
+    ingest: bool = False
+
+
+class EventType(BaseModel):
+    """One catalog entry. ``data_schema`` is the loaded JSON Schema of the event's ``data``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(pattern=_TYPE_NAME)
+    schema_version: str = Field(pattern=r"^[1-9][0-9]*\.[0-9]+$")
+    partitions: int | None = Field(default=None, ge=1, le=1024)
+    key: Literal["device_id", "none"]
+    compression: Compression
+    retention: timedelta
+    retention_why: str = Field(min_length=1)
+    table: str | None = Field(pattern=_TABLE_NAME)
+    ingest: bool
+    description: str = Field(min_length=1)
+    data_schema: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _RETENTION.match(value)
+            if match is None:
+                raise ValueError(f"{value!r} is not <n>d or <n>h, e.g. 30d")
+            n = int(match["n"])
+            return timedelta(days=n) if match["unit"] == "d" else timedelta(hours=n)
+        return value
+
+    @property
+    def major(self) -> int:
+        return int(self.schema_version.split(".")[0])
+
+    @property
+    def schema_relpath(self) -> str:
+        """Path of the schema file below the schemas directory."""
+        return f"{self.type.replace('.', '/')}/v{self.major}.json"
+
+    @property
+    def schema_id(self) -> str:
+        return SCHEMA_ID_BASE + self.schema_relpath
+
+    @property
+    def stored(self) -> bool:
+        return self.table is not None
+
+    @property
+    def keyed_by_device(self) -> bool:
+        return self.key == "device_id"
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention.total_seconds() * 1000)
+
+    @property
+    def retention_text(self) -> str:
+        days, rest = divmod(int(self.retention.total_seconds()), 86400)
+        return f"{days} d" if not rest else f"{int(self.retention.total_seconds() // 3600)} h"
+
+    def topic(self, prefix: str = "") -> str:
+        """The Kafka topic: the type's name, behind ``<prefix>.`` when a prefix is set."""
+        return f"{prefix}.{self.type}" if prefix else self.type
+
+    def partitions_or(self, default: int) -> int:
+        return self.partitions if self.partitions is not None else default
+
+
+@dataclass(frozen=True)
+class Example:
+    """A golden example payload of a type, labelled valid or invalid by its folder."""
+
+    type: str
+    path: Path
+    valid: bool
+
+    def load(self) -> Any:
+        return json.loads(self.path.read_text())
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All event types, looked up by type or by topic, with schema validation."""
+
+    root: Path
+    types: Mapping[str, EventType]
+    registry: Registry = field(repr=False)
+
+    def __getitem__(self, name: str) -> EventType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise UnknownEventTypeError(f"{name!r} is not an event type in the catalog") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.types
+
+    def __iter__(self) -> Iterator[EventType]:
+        return iter(self.types.values())
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def by_topic(self, topic: str, prefix: str = "") -> EventType:
+        name = topic[len(prefix) + 1 :] if prefix and topic.startswith(prefix + ".") else topic
+        if prefix and name == topic:
+            raise UnknownEventTypeError(f"topic {topic!r} lacks the prefix {prefix!r}")
+        return self[name]
+
+    def stored(self) -> list[EventType]:
+        return [t for t in self if t.stored]
+
+    def ingestable(self) -> list[EventType]:
+        return [t for t in self if t.ingest]
+
+    @cached_property
+    def _validators(self) -> dict[str, Draft202012Validator]:
+        return {
+            t.type: Draft202012Validator(
+                t.data_schema,
+                registry=self.registry,
+                format_checker=Draft202012Validator.FORMAT_CHECKER,
+            )
+            for t in self
+        }
+
+    def errors(self, name: str, data: Any) -> list[str]:
+        """Every way ``data`` breaks the schema of ``name``, as '<json path>: message'."""
+        validator = self._validators[self[name].type]
+        found = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        return [f"{e.json_path}: {e.message}" for e in found]
+
+    def examples(self, name: str) -> list[Example]:
+        folder = self.root / self[name].type.replace(".", "/") / "examples"
+        return [
+            Example(name, path, valid=label == "valid")
+            for label in ("valid", "invalid")
+            for path in sorted((folder / label).glob("*.json"))
+        ]
+
+
+def default_schemas_dir() -> Path:
+    """``loom/_schemas`` in an installed wheel, else ``schemas/`` of the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_schemas"
+    return packaged if packaged.is_dir() else here.parent / "schemas"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(str(path), "(file)", "not found") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(str(path), "(yaml)", str(exc)) from None
+
+
+def _read_schema(path: Path, expected_id: str | None = None) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(str(path), "(file)", "schema file not found") from None
+    except json.JSONDecodeError as exc:
+        raise CatalogError(str(path), "(json)", str(exc)) from None
+    if not isinstance(doc, dict):
+        raise CatalogError(str(path), "(root)", "a schema must be a JSON object")
+    if doc.get("$schema") != "https://json-schema.org/draft/2020-12/schema":
+        raise CatalogError(str(path), "$schema", "must be the 2020-12 meta-schema URI")
+    if expected_id is not None and doc.get("$id") != expected_id:
+        raise CatalogError(str(path), "$id", f"is {doc.get('$id')!r}, expected {expected_id!r}")
+    try:
+        Draft202012Validator.check_schema(doc)
+    except SchemaError as exc:
+        raise CatalogError(str(path), exc.json_path, exc.message) from None
+    return doc
+
+
+def _refs(node: Any, where: str = "$") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield where, value
+            else:
+                yield from _refs(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _refs(value, f"{where}[{i}]")
+
+
+def _entry_field(index: int, entry: Any, loc: tuple[int | str, ...]) -> str:
+    name = entry.get("type", "?") if isinstance(entry, dict) else "?"
+    return f"types[{index}] ({name}).{'.'.join(str(p) for p in loc) or '(entry)'}"
+
+
+def _parse_types(path: Path, raw: Any) -> list[EventType]:
+    if not isinstance(raw, dict) or set(raw) - {"defaults", "types"}:
+        extra = sorted(set(raw) - {"defaults", "types"}) if isinstance(raw, dict) else []
+        raise CatalogError(str(path), ", ".join(extra) or "(root)", "only 'defaults' and 'types'")
+    try:
+        defaults = _Defaults.model_validate(raw.get("defaults") or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CatalogError(str(path), f"defaults.{err['loc'][0]}", err["msg"]) from None
+    entries = raw.get("types")
+    if not isinstance(entries, list) or not entries:
+        raise CatalogError(str(path), "types", "must be a non-empty list")
+    parsed: list[EventType] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise CatalogError(str(path), f"types[{index}]", "must be a mapping")
+        if "data_schema" in entry:
+            raise CatalogError(
+                str(path), _entry_field(index, entry, ("data_schema",)), "unknown field"
+            )
+        try:
+            parsed.append(EventType.model_validate({**defaults.model_dump(), **entry}))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            raise CatalogError(str(path), _entry_field(index, entry, err["loc"]), msg) from None
+    return parsed
+
+
+def _check_unique(path: Path, types: list[EventType]) -> None:
+    for attr in ("type", "table"):
+        seen: dict[str, int] = {}
+        for index, t in enumerate(types):
+            value = getattr(t, attr)
+            if value is None:
+                continue
+            if value in seen:
+                raise CatalogError(
+                    str(path),
+                    f"types[{index}] ({t.type}).{attr}",
+                    f"{value!r} is also used by types[{seen[value]}]",
+                )
+            seen[value] = index
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Load and check ``<root>/catalog.yaml`` and every schema it names."""
+    root = (root or default_schemas_dir()).resolve()
+    path = root / "catalog.yaml"
+    types = _parse_types(path, _read_yaml(path))
+    _check_unique(path, types)
+    registry: Registry = Registry()
+    for common in sorted((root / "common").glob("v*.json")):
+        doc = _read_schema(common, SCHEMA_ID_BASE + f"common/{common.name}")
+        registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
+    loaded: dict[str, EventType] = {}
+    for t in types:
+        doc = _read_schema(root / t.schema_relpath, t.schema_id)
+        registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
+        loaded[t.type] = t.model_copy(update={"data_schema": doc})
+    for t in loaded.values():
+        resolver = registry.resolver(base_uri=t.schema_id)
+        for where, ref in _refs(t.data_schema):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                raise CatalogError(
+                    str(root / t.schema_relpath), f"{where}.$ref", f"cannot resolve {ref!r}"
+                ) from None
+    return Catalog(root=root, types=loaded, registry=registry)
+
+
+@lru_cache(maxsize=1)
+def _default_catalog() -> Catalog:
+    return load_catalog()
+
+
+def default_catalog() -> Catalog:
+    """The catalog shipped with Loom, loaded once per process."""
+    return _default_catalog()

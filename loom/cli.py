@@ -1,0 +1,196 @@
+"""The `loom` command line. Every option also reads its ``LOOM_*`` environment variable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loom.catalog import Catalog, load_catalog
+from loom.errors import LoomError
+from loom.logging import configure_logging
+from loom.settings import LoomSettings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog.")
+app.add_typer(topics_app, name="topics")
+console = Console()
+err_console = Console(stderr=True)
+
+CatalogDir = Annotated[
+    Path | None,
+    typer.Option("--catalog-dir", envvar="LOOM_CATALOG_DIR", help="Directory of catalog.yaml."),
+]
+
+
+def _catalog(root: Path | None) -> Catalog:
+    return load_catalog(root)
+
+
+@app.command("catalog")
+def catalog_cmd(
+    catalog_dir: CatalogDir = None,
+    markdown: Annotated[bool, typer.Option(help="Print the Markdown table.")] = False,
+    write_readme: Annotated[
+        Path | None, typer.Option(help="Regenerate the catalog table inside this README.")
+    ] = None,
+) -> None:
+    """Check the catalog and every schema, then print the table of event types."""
+    from loom.docs import catalog_markdown, replace_catalog_section
+
+    catalog = _catalog(catalog_dir)
+    if write_readme is not None:
+        write_readme.write_text(replace_catalog_section(write_readme.read_text(), catalog))
+        console.print(f"wrote the table of {len(catalog)} types into {write_readme}")
+        return
+    if markdown:
+        console.print(catalog_markdown(catalog), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"Loom catalog: {len(catalog)} event types ({catalog.root})")
+    for column in ("type / topic", "ingest", "key", "part.", "compr.", "retention", "table"):
+        table.add_column(column, no_wrap=column != "table")
+    for t in catalog:
+        table.add_row(
+            t.type, "✓" if t.ingest else "", t.key, str(t.partitions or "default"),
+            t.compression, t.retention_text, t.table or "[dim]not stored[/]",
+        )  # fmt: skip
+    console.print(table)
+
+
+@topics_app.command("create")
+def topics_create(catalog_dir: CatalogDir = None) -> None:
+    """Create every catalog topic (or bring its retention/compression in line)."""
+    from loom.kafka import create_topics
+
+    settings = load_settings(LoomSettings)
+    created, updated = create_topics(_catalog(catalog_dir), settings)
+    console.print(
+        f"[green]{len(created)} created[/], {len(updated)} already there (configs re-applied) "
+        f"on {settings.kafka_bootstrap_servers}"
+    )
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """List the topics on the broker."""
+    from loom.kafka import list_topics
+
+    for name in list_topics(load_settings(LoomSettings)):
+        console.print(name, highlight=False)
+
+
+@topics_app.command("describe")
+def topics_describe(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Topics; all catalog topics if none.")
+    ] = None,
+    catalog_dir: CatalogDir = None,
+) -> None:
+    """Partitions, replication, retention and compression of topics, beside the catalog's."""
+    from loom.kafka import describe_topics
+
+    settings = load_settings(LoomSettings)
+    catalog = _catalog(catalog_dir)
+    prefix = settings.kafka_topic_prefix
+    names = names or [t.topic(prefix) for t in catalog]
+    table = Table(title=f"topics on {settings.kafka_bootstrap_servers}")
+    for column in ("topic", "partitions", "replicas", "retention.ms", "compression", "catalog"):
+        table.add_column(column)
+    for info in describe_topics(settings, names):
+        wanted = (
+            catalog.by_topic(info.name, prefix)
+            if info.name.removeprefix(f"{prefix}." if prefix else "") in catalog
+            else None
+        )
+        ok = wanted is not None and info.config.get("retention.ms") == str(wanted.retention_ms)
+        table.add_row(
+            info.name, str(info.partitions), str(info.replication_factor),
+            info.config.get("retention.ms", "(default)"),
+            info.config.get("compression.type", "(default)"),
+            ("[green]matches[/]" if ok else "[red]differs[/]") if wanted else "[dim]unknown[/]",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("dev")
+def dev(
+    data_dir: Annotated[
+        Path, typer.Option(envvar="LOOM_DATA_DIR", help="Where local services keep their data.")
+    ] = Path(".loom"),
+    fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
+    catalog_dir: CatalogDir = None,
+) -> None:
+    """Start Kafka and PostgreSQL locally, create the topics, and run until Ctrl-C.
+
+    Set LOOM_KAFKA_BOOTSTRAP_SERVERS or LOOM_DATABASE_URL to use an external
+    service instead of starting one.
+    """
+    import shutil
+
+    from loom.kafka import create_topics
+    from loom.services import KafkaServer, LocalServices, PostgresServer
+
+    catalog = _catalog(catalog_dir)
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    external_kafka = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
+    external_db = os.environ.get("LOOM_DATABASE_URL")
+    services = LocalServices(data_dir.resolve())
+    started: list[KafkaServer | PostgresServer] = []
+    with console.status("starting Kafka and PostgreSQL…"):
+        if not external_kafka:
+            started.append(services.kafka.start())
+        if not external_db:
+            started.append(services.postgres.start())
+    try:
+        settings = load_settings(
+            LoomSettings,
+            kafka_bootstrap_servers=external_kafka or services.kafka.bootstrap_servers,
+            database_url=external_db or services.postgres.url,
+        )
+        with console.status("creating topics…"):
+            created, updated = create_topics(catalog, settings)
+        env = {
+            "LOOM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "LOOM_DATABASE_URL": settings.database_url,
+        }
+        (data_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+        console.print(f"[bold green]Loom dev is up[/] ({len(catalog)} event types, "
+                      f"{len(created)} topics created, {len(updated)} existing)")  # fmt: skip
+        for key, value in env.items():
+            console.print(f"  {key}={value}", highlight=False)
+        console.print(f"  (also in {data_dir / 'env'}: `source {data_dir / 'env'}`)  Ctrl-C stops.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0):
+                for server in started:
+                    if not server.running:
+                        raise LoomError(f"{type(server).__name__} exited; see {server.log_file}")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        with console.status("stopping…"):
+            services.stop()
+        console.print("stopped cleanly")
+
+
+def main() -> None:
+    """Entry point: clear one-paragraph errors instead of tracebacks for Loom's own errors."""
+    try:
+        settings = load_settings(LoomSettings)
+        configure_logging(settings.log_level, json=not console.is_terminal)
+        app()
+    except LoomError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,65 @@
+"""CloudEvents as Loom moves them: built from catalog types, carried over Kafka in binary mode.
+
+On Kafka an event is a binary-mode message: attributes in ``ce_*`` headers, ``data``
+as the value, key = the ``partitionkey`` extension (the device id), so Knative
+KafkaSources and Brokers read the topics unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.v1.event import CloudEvent
+
+__all__ = ["CloudEvent", "KafkaRecord", "from_kafka", "make_event", "to_kafka"]
+
+PARTITION_KEY = "partitionkey"
+
+KafkaRecord = ce_kafka.KafkaMessage
+
+
+def make_event(
+    type_: str,
+    data: Any,
+    *,
+    source: str,
+    device_id: str | None = None,
+    id_: str | None = None,
+    time: datetime | None = None,
+    **extensions: Any,
+) -> CloudEvent:
+    """A CloudEvent 1.0 with JSON data; ``device_id`` becomes the ``partitionkey``."""
+    attributes: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": id_ or str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "time": time or datetime.now(UTC),
+        "datacontenttype": "application/json",
+        **extensions,
+    }
+    if device_id is not None:
+        attributes[PARTITION_KEY] = device_id
+    return CloudEvent(attributes, data)
+
+
+def to_kafka(event: BaseCloudEvent) -> KafkaRecord:
+    """Binary content mode: ``ce_`` headers, data as value, key = partitionkey."""
+    return ce_kafka.to_binary_event(event)
+
+
+def from_kafka(
+    headers: Sequence[tuple[str, bytes | None]] | None, key: bytes | str | None, value: bytes | None
+) -> BaseCloudEvent:
+    """Rebuild the CloudEvent from a consumed binary-mode message."""
+    record = KafkaRecord(
+        headers={name: raw or b"" for name, raw in headers or []},
+        key=key,
+        value=value or b"",
+    )
+    return ce_kafka.from_binary_event(record)

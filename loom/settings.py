@@ -1,0 +1,104 @@
+"""Settings shared by every Loom component, read from ``LOOM_*`` environment variables.
+
+One frozen class; components that need more subclass it with their own fields.
+A bad value fails at start with :class:`~loom.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from loom.errors import ConfigError
+
+__all__ = ["LoomSettings", "load_settings"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Environment = Literal["development", "test", "staging", "production"]
+
+
+class LoomSettings(BaseSettings):
+    """The seed's ``LOOM_`` variables, with documented defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOM_",
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    database_url: str = Field(
+        default="postgresql://loom:loom@localhost:5432/loom",
+        description="PostgreSQL URL (libpq URI); `loom dev` points it at the embedded server.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
+        description="Comma-separated host:port list of Kafka brokers.",
+    )
+    kafka_topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended as '<prefix>.' to every topic; empty keeps the seed's names.",
+    )
+    kafka_default_partitions: int = Field(
+        default=3, ge=1, le=1024, description="Partitions of topics whose catalog entry names none."
+    )
+    kafka_default_replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of created topics."
+    )
+    host: str = Field(default="0.0.0.0", description="Address HTTP servers bind to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the ingest HTTP server.")
+    log_level: LogLevel = Field(default="INFO", description="Least severe level that is logged.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed by CORS: '*' or a comma-separated list.",
+    )
+    environment: Environment = Field(default="development", description="Deployment stage.")
+    debug: bool = Field(default=False, description="Verbose errors and logs; never in production.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server.strip()!r} is not host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+
+S = TypeVar("S", bound=LoomSettings)
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Read ``cls`` from the environment, turning a bad value into a clear ConfigError."""
+    try:
+        return cls(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = []
+        for err in exc.errors():
+            name = prefix + "_".join(str(part) for part in err["loc"][:1]).upper()
+            value = err.get("input")
+            problems.append(f"{name}={value!r}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from exc
