@@ -145,7 +145,7 @@ def dev(
         shutil.rmtree(data_dir, ignore_errors=True)
     external_kafka = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
     external_db = os.environ.get("LOOM_DATABASE_URL")
-    services = LocalServices(data_dir.resolve())
+    services = LocalServices(data_dir.resolve(), preferred_ports=True)
     started: list[KafkaServer | PostgresServer] = []
     with console.status("starting Kafka and PostgreSQL…"):
         if not external_kafka:

@@ -24,7 +24,7 @@ from loom.settings import LoomSettings
 
 __all__ = ["TopicInfo", "create_topics", "describe_topics", "list_topics", "topic_config"]
 
-_TIMEOUT = 30.0
+_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)

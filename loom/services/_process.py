@@ -16,11 +16,17 @@ from loom.errors import ServiceError
 __all__ = ["free_port", "log_tail", "stop_process", "wait_until"]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def free_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
+    """``preferred`` if nothing listens on it on ``host``, else any free TCP port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise ServiceError(f"no free TCP port on {host}")
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
