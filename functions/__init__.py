@@ -1,0 +1,1 @@
+"""Loom functions: one sub-package per function (ingest, store, vad, georegion, motion, ...)."""

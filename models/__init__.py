@@ -1,0 +1,1 @@
+"""Loom KServe predictors: one sub-package per model (stt, vad, vlm, llm, ...)."""
