@@ -29,6 +29,7 @@ __all__ = [
     "Catalog",
     "EventType",
     "Example",
+    "Violation",
     "default_catalog",
     "default_schemas_dir",
     "load_catalog",
@@ -48,6 +49,7 @@ class _Defaults(BaseModel):
     key: Literal["device_id", "none"] = "device_id"
     compression: Compression = "producer"
     ingest: bool = False
+    max_bytes: int = Field(default=262_144, ge=1024)
 
 
 class EventType(BaseModel):
@@ -64,6 +66,8 @@ class EventType(BaseModel):
     retention_why: str = Field(min_length=1)
     table: str | None = Field(pattern=_TABLE_NAME)
     ingest: bool
+    max_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
+    rest_path: str | None = Field(default=None, pattern=r"^(/[a-z0-9-]+)+$")
     description: str = Field(min_length=1)
     data_schema: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -114,6 +118,15 @@ class EventType(BaseModel):
 
     def partitions_or(self, default: int) -> int:
         return self.partitions if self.partitions is not None else default
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way data breaks a schema: RFC 6901 pointer, JSONPath and message."""
+
+    pointer: str
+    path: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -174,11 +187,41 @@ class Catalog:
             for t in self
         }
 
+    def violations(self, name: str, data: Any) -> list[Violation]:
+        """Every way ``data`` breaks the schema of ``name``, in document order."""
+        validator = self._validators[self[name].type]
+        found = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+        return [
+            Violation(
+                pointer="".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}"
+                                for p in e.absolute_path),
+                path=e.json_path,
+                message=e.message,
+            )
+            for e in found
+        ]  # fmt: skip
+
     def errors(self, name: str, data: Any) -> list[str]:
         """Every way ``data`` breaks the schema of ``name``, as '<json path>: message'."""
-        validator = self._validators[self[name].type]
-        found = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-        return [f"{e.json_path}: {e.message}" for e in found]
+        return [f"{v.path}: {v.message}" for v in self.violations(name, data)]
+
+    def bundled_schema(self, name: str) -> dict[str, Any]:
+        """The schema of ``name`` with shared ``$ref``s inlined (for OpenAPI documents)."""
+        resolver = self.registry.resolver(base_uri=self[name].schema_id)
+
+        def inline(node: Any) -> Any:
+            if isinstance(node, dict):
+                if isinstance(node.get("$ref"), str):
+                    target = resolver.lookup(node["$ref"]).contents
+                    rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+                    return {**inline(target), **rest}
+                return {k: inline(v) for k, v in node.items() if k not in ("$schema", "$id")}
+            if isinstance(node, list):
+                return [inline(v) for v in node]
+            return node
+
+        bundled: dict[str, Any] = inline(self[name].data_schema)
+        return bundled
 
     def examples(self, name: str) -> list[Example]:
         folder = self.root / self[name].type.replace(".", "/") / "examples"
@@ -273,7 +316,7 @@ def _parse_types(path: Path, raw: Any) -> list[EventType]:
 
 
 def _check_unique(path: Path, types: list[EventType]) -> None:
-    for attr in ("type", "table"):
+    for attr in ("type", "table", "rest_path"):
         seen: dict[str, int] = {}
         for index, t in enumerate(types):
             value = getattr(t, attr)

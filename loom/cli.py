@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -122,6 +119,31 @@ def topics_describe(
     console.print(table)
 
 
+@app.command("serve")
+def serve(
+    function: Annotated[str, typer.Argument(help="What to serve: ingest.")],
+    host: Annotated[str | None, typer.Option(help="Bind address [LOOM_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [LOOM_PORT].")] = None,
+) -> None:
+    """Serve a Loom HTTP service (the container entrypoint of its Knative Service)."""
+    from loom.serving import serve_app
+
+    serve_app(function, host=host, port=port)
+
+
+@app.command("admin-token")
+def admin_token(
+    label: Annotated[str, typer.Option(help="A note on who holds the token.")] = "admin",
+) -> None:
+    """Create an admin token in LOOM_DATABASE_URL's database and print it (shown once)."""
+    from functions.ingest.auth import create_admin_token
+    from loom.db import migrate
+
+    settings = load_settings(LoomSettings)
+    migrate(settings.database_url)
+    console.print(create_admin_token(settings.database_url, label), highlight=False)
+
+
 @app.command("dev")
 def dev(
     data_dir: Annotated[
@@ -130,59 +152,14 @@ def dev(
     fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
     catalog_dir: CatalogDir = None,
 ) -> None:
-    """Start Kafka and PostgreSQL locally, create the topics, and run until Ctrl-C.
+    """Start Kafka and PostgreSQL locally, create the topics, serve ingest until Ctrl-C.
 
     Set LOOM_KAFKA_BOOTSTRAP_SERVERS or LOOM_DATABASE_URL to use an external
     service instead of starting one.
     """
-    import shutil
+    from loom.devrun import run_dev
 
-    from loom.kafka import create_topics
-    from loom.services import KafkaServer, LocalServices, PostgresServer
-
-    catalog = _catalog(catalog_dir)
-    if fresh:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    external_kafka = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
-    external_db = os.environ.get("LOOM_DATABASE_URL")
-    services = LocalServices(data_dir.resolve(), preferred_ports=True)
-    started: list[KafkaServer | PostgresServer] = []
-    with console.status("starting Kafka and PostgreSQL…"):
-        if not external_kafka:
-            started.append(services.kafka.start())
-        if not external_db:
-            started.append(services.postgres.start())
-    try:
-        settings = load_settings(
-            LoomSettings,
-            kafka_bootstrap_servers=external_kafka or services.kafka.bootstrap_servers,
-            database_url=external_db or services.postgres.url,
-        )
-        with console.status("creating topics…"):
-            created, updated = create_topics(catalog, settings)
-        env = {
-            "LOOM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "LOOM_DATABASE_URL": settings.database_url,
-        }
-        (data_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
-        console.print(f"[bold green]Loom dev is up[/] ({len(catalog)} event types, "
-                      f"{len(created)} topics created, {len(updated)} existing)")  # fmt: skip
-        for key, value in env.items():
-            console.print(f"  {key}={value}", highlight=False)
-        console.print(f"  (also in {data_dir / 'env'}: `source {data_dir / 'env'}`)  Ctrl-C stops.")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0):
-                for server in started:
-                    if not server.running:
-                        raise LoomError(f"{type(server).__name__} exited; see {server.log_file}")
-        except KeyboardInterrupt:
-            pass
-    finally:
-        with console.status("stopping…"):
-            services.stop()
-        console.print("stopped cleanly")
+    run_dev(data_dir, fresh=fresh, catalog=_catalog(catalog_dir), console=console)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from loom.settings import LoomSettings
@@ -13,8 +14,9 @@ def _base(settings: LoomSettings, client_id: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": client_id,
-        # librdkafka logs its own connection noise at level 6; warnings and up are enough.
+        # librdkafka's own log lines go through logging (JSON), warnings and up.
         "log_level": 4,
+        "logger": logging.getLogger("loom.librdkafka"),
     }
 
 
@@ -29,6 +31,8 @@ def producer_config(
         "compression.type": "lz4",
         "linger.ms": 5,
         "message.timeout.ms": 30_000,
+        # The catalog's largest type (media) plus envelope; topics allow the same.
+        "message.max.bytes": 64 * 1024 * 1024,
         **extra,
     }
 

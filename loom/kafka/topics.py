@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -37,13 +38,22 @@ class TopicInfo:
     config: dict[str, str]
 
 
+# Room for CloudEvent headers and record-batch framing around the largest `data`.
+_ENVELOPE_BYTES = 64 * 1024
+_BROKER_DEFAULT_MAX_MESSAGE = 1024 * 1024
+
+
 def topic_config(event_type: EventType) -> dict[str, str]:
-    """Topic-level configs from the catalog: retention and compression."""
-    return {
+    """Topic-level configs from the catalog: retention, compression, largest message."""
+    config = {
         "retention.ms": str(event_type.retention_ms),
         "compression.type": event_type.compression,
         "cleanup.policy": "delete",
     }
+    largest = event_type.max_bytes + _ENVELOPE_BYTES
+    if largest > _BROKER_DEFAULT_MAX_MESSAGE:
+        config["max.message.bytes"] = str(largest)
+    return config
 
 
 def _admin(settings: LoomSettings) -> AdminClient:
@@ -110,7 +120,27 @@ def create_topics(
     if failed:
         detail = "\n".join(f"  {name}: {exc}" for name, exc in sorted(failed.items()))
         raise ServiceError(f"{len(failed)} topic(s) could not be created or updated:\n{detail}")
+    _wait_for_leaders(admin, [t.topic for t in new])
     return [t.topic for t in new], [r.name for r in updates]
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Return once every partition of ``names`` has a leader, so writes can start at once."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting and time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=_TIMEOUT).topics
+        waiting = {
+            name for name in waiting
+            if name not in topics or topics[name].error is not None
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        }  # fmt: skip
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        raise ServiceError(
+            f"no partition leader within {timeout:.0f}s for: {', '.join(sorted(waiting))}"
+        )
 
 
 def list_topics(settings: LoomSettings) -> list[str]:

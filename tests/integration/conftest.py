@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from functions.ingest import IngestSettings, create_app
+from functions.ingest.auth import create_admin_token
 from loom.catalog import Catalog, default_catalog
+from loom.db import migrate
 from loom.services import LocalServices
 from loom.settings import LoomSettings
+from tests.integration.ingest_helpers import register
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,3 +47,32 @@ def topics(catalog: Catalog, settings: LoomSettings) -> list[str]:
 
     create_topics(catalog, settings)
     return [t.topic(settings.kafka_topic_prefix) for t in catalog]
+
+
+@pytest.fixture(scope="session")
+def ingest_settings(services: LocalServices, topics: list[str]) -> IngestSettings:
+    return IngestSettings(
+        kafka_bootstrap_servers=services.kafka.bootstrap_servers,
+        database_url=services.postgres.url,
+    )
+
+
+@pytest.fixture(scope="session")
+def admin(ingest_settings: IngestSettings) -> str:
+    migrate(ingest_settings.database_url)
+    return create_admin_token(ingest_settings.database_url, "tests")
+
+
+@pytest.fixture(scope="session")
+def client(ingest_settings: IngestSettings, admin: str) -> Iterator[TestClient]:
+    with TestClient(create_app(ingest_settings)) as c:
+        deadline = time.monotonic() + 30
+        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert c.get("/readyz").status_code == 200, c.get("/readyz").json()
+        yield c
+
+
+@pytest.fixture
+def device(client: TestClient, admin: str) -> dict[str, Any]:
+    return register(client, admin, device_type="phone", platform="android")

@@ -29,8 +29,11 @@ def test_retention_of_topics_matches_the_catalog(
     got = {i.name: int(i.config["retention.ms"]) for i in describe_topics(settings, names)}
     day = 24 * 3600 * 1000
     assert got == {n: catalog[n].retention_ms for n in names}
-    assert got == {"device.audio.raw": 7 * day, "device.health.heartrate.raw": 60 * day,
-                   "device.metadata.raw": 90 * day}  # fmt: skip
+    assert got == {
+        "device.audio.raw": 7 * day,
+        "device.health.heartrate.raw": 60 * day,
+        "device.metadata.raw": 90 * day,
+    }
 
 
 def test_creating_topics_again_changes_nothing_and_restores_configs(
@@ -46,8 +49,11 @@ def test_creating_topics_again_changes_nothing_and_restores_configs(
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     set_op = AlterConfigOpType.SET
-    drifted = ConfigResource(ResourceType.TOPIC, "device.sensor.gps.raw", incremental_configs=[
-        ConfigEntry("retention.ms", "1000", incremental_operation=set_op)])  # fmt: skip
+    drifted = ConfigResource(
+        ResourceType.TOPIC,
+        "device.sensor.gps.raw",
+        incremental_configs=[ConfigEntry("retention.ms", "1000", incremental_operation=set_op)],
+    )
     for future in admin.incremental_alter_configs([drifted]).values():
         future.result(timeout=30)
     created, updated = create_topics(catalog, settings)
@@ -61,17 +67,33 @@ def test_binary_cloudevent_round_trips_with_every_attribute(
     catalog: Catalog, settings: LoomSettings, topics: list[str]
 ) -> None:
     gps = catalog["device.sensor.gps.raw"]
-    data = {"device_id": "pixel-7", "timestamp": "2026-11-25T08:15:30Z",
-            "latitude": 52.52, "longitude": 13.405, "accuracy": 4.5}  # fmt: skip
+    data = {
+        "device_id": "pixel-7",
+        "timestamp": "2026-11-25T08:15:30Z",
+        "latitude": 52.52,
+        "longitude": 13.405,
+        "accuracy": 4.5,
+    }
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    sent = make_event(gps.type, data, source="/devices/pixel-7", device_id="pixel-7",
-                      dataschema=gps.schema_id, subject="fix", traceparent=trace)  # fmt: skip
+    sent = make_event(
+        gps.type,
+        data,
+        source="/devices/pixel-7",
+        device_id="pixel-7",
+        dataschema=gps.schema_id,
+        subject="fix",
+        traceparent=trace,
+    )
     record = to_kafka(sent)
     producer = Producer(producer_config(settings))
     errors: list[object] = []
-    producer.produce(gps.topic(settings.kafka_topic_prefix), value=record.value, key=record.key,
-                     headers=list(record.headers.items()),
-                     on_delivery=lambda err, _msg: errors.append(err))  # fmt: skip
+    producer.produce(
+        gps.topic(settings.kafka_topic_prefix),
+        value=record.value,
+        key=record.key,
+        headers=list(record.headers.items()),
+        on_delivery=lambda err, _msg: errors.append(err),
+    )
     assert producer.flush(30) == 0
     assert errors == [None]
 
@@ -94,8 +116,16 @@ def test_binary_cloudevent_round_trips_with_every_attribute(
     assert headers["ce_type"] == b"device.sensor.gps.raw"
     assert headers["content-type"] == b"application/json"
     got = from_kafka(message.headers(), message.key(), message.value())
-    for attr in ("id", "source", "type", "specversion", "time", "datacontenttype",
-                 "dataschema", "subject"):  # fmt: skip
+    for attr in (
+        "id",
+        "source",
+        "type",
+        "specversion",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "subject",
+    ):
         assert got.get_attributes()[attr] == sent.get_attributes()[attr], attr
     assert got.get_extension("partitionkey") == "pixel-7"
     assert got.get_extension("traceparent") == sent.get_extension("traceparent")

@@ -47,12 +47,18 @@ device.sync.files.broadcast device.sync.state.broadcast
 
 # Retention the seed fixes, in days.
 SEED_RETENTION_DAYS = {
-    "device.audio.raw": 7, "device.sensor.gps.raw": 30, "device.sensor.accelerometer.raw": 30,
-    "device.state.power.raw": 30, "device.system.apps.macos.raw": 30,
-    "device.system.apps.android.raw": 30, "os.events.app_lifecycle.raw": 30,
-    "os.events.system.raw": 30, "os.events.notifications.raw": 30,
-    "device.health.heartrate.raw": 60, "device.metadata.raw": 90,
-}  # fmt: skip
+    "device.audio.raw": 7,
+    "device.sensor.gps.raw": 30,
+    "device.sensor.accelerometer.raw": 30,
+    "device.state.power.raw": 30,
+    "device.system.apps.macos.raw": 30,
+    "device.system.apps.android.raw": 30,
+    "os.events.app_lifecycle.raw": 30,
+    "os.events.system.raw": 30,
+    "os.events.notifications.raw": 30,
+    "device.health.heartrate.raw": 60,
+    "device.metadata.raw": 90,
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,31 +111,72 @@ def test_golden_examples_validate_as_labelled(catalog: Catalog, name: str) -> No
 
 
 def test_seed_device_payloads_are_accepted(catalog: Catalog) -> None:
-    base = {"schema_version": "1.0", "device_id": "d1", "timestamp": "2026-11-25T08:00:00Z",
-            "message_id": "m1"}  # fmt: skip
+    base = {
+        "schema_version": "1.0",
+        "device_id": "d1",
+        "timestamp": "2026-11-25T08:00:00Z",
+        "message_id": "m1",
+    }
     seed_payloads = {
-        "device.sensor.gps.raw": {"latitude": 1.0, "longitude": 2.0, "altitude": None,
-                                  "accuracy": 5.0, "heading": None, "speed": None},
+        "device.sensor.gps.raw": {
+            "latitude": 1.0,
+            "longitude": 2.0,
+            "altitude": None,
+            "accuracy": 5.0,
+            "heading": None,
+            "speed": None,
+        },
         "device.sensor.accelerometer.raw": {"x": 0.1, "y": 9.8, "z": 0.0},
         "device.health.heartrate.raw": {"bpm": 72, "confidence": 0.9},
-        "device.state.power.raw": {"battery_level": 81.5, "is_charging": False,
-                                   "power_source": None},
-        "device.audio.raw": {"chunk_data": "UklGRg==", "sample_rate": 16000, "channels": 1,
-                             "format": "wav", "duration_ms": 1000, "file_id": None},
-        "device.metadata.raw": {"metadata_type": "device_capabilities",
-                                "metadata": {"cpu": "arm64"}},
-        "device.sensor.generic.raw": {"sensor_type": "light", "value": {"lux": 310},
-                                      "unit": "lx", "accuracy": None},
-        "os.events.app_lifecycle.raw": {"app_identifier": "com.spotify.music",
-                                        "app_name": "Spotify", "event_type": "foreground",
-                                        "duration_seconds": None},
-        "os.events.system.raw": {"event_type": "screen_on", "event_category": "screen",
-                                 "metadata": {"brightness": 120}},
-        "device.system.apps.android.raw": {"running_applications": [
-            {"pid": 1234, "name": "Maps", "package_name": "com.google.android.apps.maps",
-             "active": True, "hidden": False, "launch_date": 1764057600.0,
-             "version_code": 1, "version_name": "11.0"}]},
-    }  # fmt: skip
+        "device.state.power.raw": {
+            "battery_level": 81.5,
+            "is_charging": False,
+            "power_source": None,
+        },
+        "device.audio.raw": {
+            "chunk_data": "UklGRg==",
+            "sample_rate": 16000,
+            "channels": 1,
+            "format": "wav",
+            "duration_ms": 1000,
+            "file_id": None,
+        },
+        "device.metadata.raw": {
+            "metadata_type": "device_capabilities",
+            "metadata": {"cpu": "arm64"},
+        },
+        "device.sensor.generic.raw": {
+            "sensor_type": "light",
+            "value": {"lux": 310},
+            "unit": "lx",
+            "accuracy": None,
+        },
+        "os.events.app_lifecycle.raw": {
+            "app_identifier": "com.spotify.music",
+            "app_name": "Spotify",
+            "event_type": "foreground",
+            "duration_seconds": None,
+        },
+        "os.events.system.raw": {
+            "event_type": "screen_on",
+            "event_category": "screen",
+            "metadata": {"brightness": 120},
+        },
+        "device.system.apps.android.raw": {
+            "running_applications": [
+                {
+                    "pid": 1234,
+                    "name": "Maps",
+                    "package_name": "com.google.android.apps.maps",
+                    "active": True,
+                    "hidden": False,
+                    "launch_date": 1764057600.0,
+                    "version_code": 1,
+                    "version_name": "11.0",
+                }
+            ]
+        },
+    }
     for name, payload in seed_payloads.items():
         assert catalog.errors(name, {**base, **payload}) == [], name
 
@@ -180,8 +227,11 @@ def test_unknown_field_names_file_and_field(copy: Path) -> None:
 
 def test_duplicate_type_names_both_entries(copy: Path) -> None:
     _edit_catalog(copy, "{type: device.video.screen.raw,", "{type: device.audio.raw,")
-    with pytest.raises(CatalogError, match=r"types\[1\] \(device.audio.raw\)\.type: "
-                       r"'device.audio.raw' is also used by types\[0\]"):  # fmt: skip
+    with pytest.raises(
+        CatalogError,
+        match=r"types\[1\] \(device.audio.raw\)\.type: "
+        r"'device.audio.raw' is also used by types\[0\]",
+    ):
         load_catalog(copy)
 
 

@@ -6,8 +6,13 @@ from loom.events import from_kafka, make_event, to_kafka
 
 
 def test_binary_mode_headers_key_and_value() -> None:
-    event = make_event("device.health.heartrate.raw", {"bpm": 61}, source="/d/watch",
-                       device_id="watch-1", id_="evt-1")  # fmt: skip
+    event = make_event(
+        "device.health.heartrate.raw",
+        {"bpm": 61},
+        source="/d/watch",
+        device_id="watch-1",
+        id_="evt-1",
+    )
     record = to_kafka(event)
     assert record.key == "watch-1"
     assert record.headers["ce_id"] == b"evt-1"

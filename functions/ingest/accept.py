@@ -1,0 +1,142 @@
+"""From a parsed CloudEvent to a record Kafka can take: every check an event must pass.
+
+Checks, in order: the type is in the catalog and devices may send it; ``data`` is
+JSON within the type's size limit and valid against its schema; the device is the
+token's own (a device token may only speak for itself); then the Kafka key is the
+device id and the record is binary-mode (``ce_`` headers, data as the value).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.v1.event import CloudEvent
+
+from functions.ingest.auth import Principal
+from functions.ingest.problems import BadRequest, Forbidden, InvalidData, TooLarge, TooManyRequests
+from loom.catalog import Catalog, EventType
+from loom.events import PARTITION_KEY, to_kafka
+from loom.kafka import OutgoingRecord
+
+__all__ = ["Accepted", "Acceptor", "RateLimiter"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An event that passed every check, ready to produce."""
+
+    id: str
+    source: str
+    type: EventType
+    device_id: str | None
+    record: OutgoingRecord
+
+
+def _data_of(event: BaseCloudEvent) -> Any:
+    data = event.get_data()
+    if isinstance(data, bytes | str):
+        try:
+            return json.loads(data) if data else None
+        except ValueError as exc:
+            raise BadRequest(f"data is not valid JSON: {exc}") from None
+    return data
+
+
+class Acceptor:
+    def __init__(self, catalog: Catalog, topic_prefix: str) -> None:
+        self.catalog = catalog
+        self.prefix = topic_prefix
+
+    def event_type(self, name: str) -> EventType:
+        event_type = self.catalog[name]
+        if not event_type.ingest:
+            raise BadRequest(f"{name!r} is made by Loom's own functions; devices cannot send it")
+        return event_type
+
+    def accept(
+        self, event: BaseCloudEvent, principal: Principal, data_bytes: int | None = None
+    ) -> Accepted:
+        event_type = self.event_type(event.get_type())
+        data = _data_of(event)
+        size = data_bytes if data_bytes is not None else len(json.dumps(data).encode())
+        if size > event_type.max_bytes:
+            raise TooLarge(
+                f"data of {event_type.type} is {size} bytes; the limit is {event_type.max_bytes}",
+                limit_bytes=event_type.max_bytes,
+            )
+        violations = self.catalog.violations(event_type.type, data)
+        if violations:
+            first = violations[0]
+            raise InvalidData(
+                f"{len(violations)} problem(s) in data, first at "
+                f"'{first.pointer or '/'}': {first.message}",
+                errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
+            )
+        device_id = self._device(event, data, principal, event_type)
+        attributes = dict(event.get_attributes())
+        if device_id is not None:
+            attributes[PARTITION_KEY] = device_id
+        attributes.setdefault("datacontenttype", "application/json")
+        attributes["dataschema"] = attributes.get("dataschema") or event_type.schema_id
+        record = to_kafka(CloudEvent(attributes, data))
+        return Accepted(
+            id=event.get_id(),
+            source=event.get_source(),
+            type=event_type,
+            device_id=device_id,
+            record=OutgoingRecord(
+                topic=event_type.topic(self.prefix),
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers.items()),
+            ),
+        )
+
+    @staticmethod
+    def _device(
+        event: BaseCloudEvent, data: Any, principal: Principal, event_type: EventType
+    ) -> str | None:
+        claimed = event.get_extension(PARTITION_KEY)
+        in_data = data.get("device_id") if isinstance(data, dict) else None
+        if principal.device_id is not None:
+            for what, value in (("partitionkey", claimed), ("data.device_id", in_data)):
+                if value is not None and value != principal.device_id:
+                    raise Forbidden(
+                        f"{what} {value!r} is not this token's device {principal.device_id!r}"
+                    )
+            return principal.device_id
+        device_id = claimed or in_data
+        if event_type.keyed_by_device and not device_id:
+            raise BadRequest(
+                f"{event_type.type} is keyed by device: set the partitionkey extension or "
+                "data.device_id"
+            )
+        return str(device_id) if device_id else None
+
+
+class RateLimiter:
+    """A token bucket per device: ``rate`` events/s, bursts of two seconds' worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, 2 * rate)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, device_id: str | None, n: int = 1) -> None:
+        if not self.rate or device_id is None:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(device_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < n:
+            wait = (n - tokens) / self.rate
+            self._buckets[device_id] = (tokens, now)
+            raise TooManyRequests(
+                f"device {device_id!r} is over its limit of {self.rate:g} events/s",
+                retry_after=max(1, round(wait + 0.5)),
+            )
+        self._buckets[device_id] = (tokens - n, now)

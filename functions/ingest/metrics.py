@@ -1,0 +1,75 @@
+"""Prometheus metrics of the ingest service, in a registry of its own per app."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["IngestMetrics", "MetricsMiddleware"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+@dataclass
+class IngestMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.http_requests = Counter(
+            "http_requests_total", "HTTP requests.", ["method", "endpoint", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds", "HTTP request latency.", ["method", "endpoint"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.websocket_connections = Counter(
+            "websocket_connections_total", "WebSocket connections accepted.", registry=r
+        )
+        self.websocket_open = Gauge(
+            "loom_ingest_websocket_connections", "WebSocket connections open now.", registry=r
+        )
+        self.kafka_sent = Counter(
+            "kafka_messages_sent_total", "Events the broker acknowledged.", ["topic"], registry=r
+        )
+        self.events = Counter(
+            "loom_ingest_events_total", "Events by outcome.", ["type", "outcome"], registry=r
+        )
+        self.produce_seconds = Histogram(
+            "loom_ingest_produce_seconds", "Time from produce to broker ack.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status."""
+
+    def __init__(self, app: Any, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "(unmatched)"
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, endpoint, str(status[0])).inc()
+            self.metrics.http_duration.labels(method, endpoint).observe(
+                time.perf_counter() - started
+            )

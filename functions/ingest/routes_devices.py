@@ -1,0 +1,87 @@
+"""Device management (admin token): register, list, get, update, soft delete, activity."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+
+from functions.ingest.auth import Principal
+from functions.ingest.devices import Device, DeviceIn, DevicePatch, RegisteredDevice
+from functions.ingest.openapi import PROBLEM_RESPONSES
+from functions.ingest.state import IngestState
+
+__all__ = ["add_device_routes"]
+
+DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: PROBLEM_RESPONSES[code] for code in ("401", "403", "503")
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    "404": {"description": "No such device.", "content": PROBLEM_RESPONSES["401"]["content"]},
+}
+
+
+def _state(request: Request) -> IngestState:
+    state: IngestState = request.app.state.ingest
+    return state
+
+
+async def _admin(request: Request) -> IngestState:
+    state = _state(request)
+    principal: Principal = await state.principal(request)
+    principal.require_admin()
+    return state
+
+
+Admin = Annotated[IngestState, Depends(_admin)]
+
+
+def add_device_routes(app: FastAPI) -> None:
+    router = APIRouter(prefix="/devices", tags=["devices"])
+
+    @router.get("", response_model=list[Device], responses=_ERRORS)
+    async def list_devices(state: Admin, include_deleted: bool = False) -> list[Device]:
+        """All registered devices (soft-deleted ones with `include_deleted=true`)."""
+        return await state.devices.list(include_deleted)
+
+    @router.get("/activity", responses=_ERRORS)
+    async def device_activity(state: Admin) -> list[dict[str, Any]]:
+        """Last-seen time, event count and whether each device sent in the last 5 minutes."""
+        await state.activity.flush()
+        return await state.devices.activity()
+
+    @router.post(
+        "", response_model=RegisteredDevice, status_code=201,
+        responses={**_ERRORS, "409": {"description": "Already registered.",
+                                      "content": PROBLEM_RESPONSES["401"]["content"]}},
+    )  # fmt: skip
+    async def register_device(body: DeviceIn, state: Admin) -> RegisteredDevice:
+        """Register a device; the answer carries its token, shown this once."""
+        return await state.devices.register(body)
+
+    @router.get("/{device_id}", response_model=Device, responses=_NOT_FOUND)
+    async def get_device(device_id: DeviceId, state: Admin) -> Device:
+        return await state.devices.get(device_id)
+
+    @router.patch("/{device_id}", response_model=Device, responses=_NOT_FOUND)
+    async def update_device(device_id: DeviceId, body: DevicePatch, state: Admin) -> Device:
+        """Change name, type, platform or metadata."""
+        return await state.devices.patch(device_id, body)
+
+    @router.delete("/{device_id}", response_model=Device, responses=_NOT_FOUND)
+    async def delete_device(device_id: DeviceId, state: Admin) -> Device:
+        """Soft delete: the device's token stops working; its data stays."""
+        device = await state.devices.soft_delete(device_id)
+        state.tokens.forget_device(device_id)
+        return device
+
+    @router.post("/{device_id}/token", response_model=RegisteredDevice, responses=_NOT_FOUND)
+    async def rotate_device_token(device_id: DeviceId, state: Admin) -> RegisteredDevice:
+        """Revoke the device's token and issue a new one (shown this once)."""
+        device = await state.devices.rotate_token(device_id)
+        state.tokens.forget_device(device_id)
+        return device
+
+    app.include_router(router)

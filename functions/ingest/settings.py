@@ -1,0 +1,51 @@
+"""Settings of the ingest service (``LOOM_INGEST_*`` besides the shared ``LOOM_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from loom.settings import LoomSettings
+
+__all__ = ["IngestSettings"]
+
+
+class IngestSettings(LoomSettings):
+    """The front door: limits, delivery timeout, auth and rate limits."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
+
+    ingest_max_batch_events: int = Field(
+        default=1000, ge=1, le=100_000, description="Most events in one batched request."
+    )
+    ingest_max_request_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body of any kind; each event's data has its type's limit.",
+    )
+    ingest_delivery_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a write waits for the broker's ack before answering 503.",
+    )
+    ingest_retry_after_seconds: int = Field(
+        default=2, ge=1, le=3600, description="Retry-After sent with 503 answers."
+    )
+    ingest_rate_limit_per_device: float = Field(
+        default=0.0,
+        ge=0,
+        description="Events per second one device may send (burst: 2 s worth); 0 = unlimited.",
+    )
+    ingest_token_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long a checked token is trusted before asking the database again.",
+    )
+    ingest_websocket_inflight: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Audio chunks of one WebSocket awaiting the broker before reading stops.",
+    )

@@ -1,0 +1,126 @@
+"""Everything a request handler needs, built once per app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+
+from functions.ingest.accept import Accepted, Acceptor, RateLimiter
+from functions.ingest.auth import Principal, TokenStore
+from functions.ingest.devices import ActivityTracker, DeviceRegistry
+from functions.ingest.metrics import IngestMetrics
+from functions.ingest.problems import ServiceUnavailable, TooLarge
+from functions.ingest.settings import IngestSettings
+from loom.catalog import Catalog
+from loom.db import migrate
+from loom.kafka import AsyncProducer, KafkaUnavailable
+from loom.logging import get_logger
+
+__all__ = ["IngestState", "read_body"]
+
+log = get_logger("loom.ingest")
+
+
+@dataclass
+class IngestState:
+    settings: IngestSettings
+    catalog: Catalog
+    producer: AsyncProducer
+    pool: AsyncConnectionPool
+    metrics: IngestMetrics = field(default_factory=IngestMetrics)
+    database_status: str = "migrations not applied yet"
+    _migrator: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.acceptor = Acceptor(self.catalog, s.kafka_topic_prefix)
+        self.tokens = TokenStore(
+            self.pool, s.ingest_token_cache_seconds, s.ingest_retry_after_seconds
+        )
+        self.devices = DeviceRegistry(self.pool, s.ingest_retry_after_seconds)
+        self.activity = ActivityTracker(self.pool)
+        self.limiter = RateLimiter(s.ingest_rate_limit_per_device)
+        self.largest_event = max(t.max_bytes for t in self.catalog.ingestable()) + 64 * 1024
+
+    # ── lifecycle ──────────────────────────────────────────────────────────
+    async def start(self) -> None:
+        self.producer.start()
+        await self.pool.open(wait=False)
+        self._migrator = asyncio.create_task(self._migrate_until_done(), name="migrate")
+        self.activity.start()
+
+    async def stop(self) -> None:
+        if self._migrator is not None:
+            self._migrator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._migrator
+        await self.activity.stop()
+        left = await asyncio.to_thread(self.producer.close, 10.0)
+        if left:
+            log.error("ingest.undelivered_at_shutdown", count=left)
+        await self.pool.close()
+
+    async def _migrate_until_done(self) -> None:
+        while True:
+            try:
+                applied = await asyncio.to_thread(migrate, self.settings.database_url)
+            except Exception as exc:  # noqa: BLE001 - reported by /readyz, retried
+                self.database_status = f"database at {self._db_host()} unavailable: {exc}"
+                await asyncio.sleep(2.0)
+                continue
+            self.database_status = "ok"
+            if applied:
+                log.info("ingest.migrated", versions=[m.version for m in applied])
+            return
+
+    def _db_host(self) -> str:
+        return self.settings.database_url.rsplit("@", 1)[-1]
+
+    # ── auth and delivery ──────────────────────────────────────────────────
+    async def principal(self, request: Request) -> Principal:
+        return await self.tokens.principal(request.headers.get("authorization"))
+
+    def unavailable(self, exc: Exception) -> ServiceUnavailable:
+        return ServiceUnavailable(str(exc), retry_after=self.settings.ingest_retry_after_seconds)
+
+    async def deliver(self, accepted: Sequence[Accepted]) -> list[Exception | None]:
+        """Produce every event; each result is None once the broker has it, else the error."""
+        started = time.perf_counter()
+        try:
+            if len(accepted) == 1:
+                await self.producer.send(accepted[0].record)
+                results: list[Exception | None] = [None]
+            else:
+                results = await self.producer.send_many([a.record for a in accepted])
+        except KafkaUnavailable as exc:
+            results = [exc] * len(accepted)
+        self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        for event, error in zip(accepted, results, strict=True):
+            if error is None:
+                self.metrics.kafka_sent.labels(event.record.topic).inc()
+                self.metrics.events.labels(event.type.type, "accepted").inc()
+                if event.device_id is not None:
+                    self.activity.seen(event.device_id)
+            else:
+                self.metrics.events.labels(event.type.type, "unavailable").inc()
+        return [self.unavailable(e) if isinstance(e, KafkaUnavailable) else e for e in results]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body of {declared} bytes is over the limit of {limit}", limit_bytes=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body is over the limit of {limit} bytes", limit_bytes=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,82 @@
+"""`loom dev`: the whole system on one machine with the embedded default."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+
+from loom.catalog import Catalog
+from loom.settings import LoomSettings, load_settings
+
+__all__ = ["run_dev"]
+
+
+def _admin_token(data_dir: Path, database_url: str) -> tuple[str | None, bool]:
+    """The admin token: created (and saved to data_dir) on first start, else read back."""
+    from functions.ingest.auth import admin_token_exists, create_admin_token
+
+    saved = data_dir / "admin-token"
+    if saved.exists():
+        return saved.read_text().strip(), False
+    if admin_token_exists(database_url):
+        return None, False  # made elsewhere (external database); not ours to show
+    token = create_admin_token(database_url, "loom dev")
+    saved.write_text(token + "\\n")
+    saved.chmod(0o600)
+    return token, True
+
+
+def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) -> None:
+    import uvicorn
+
+    from loom.db import migrate
+    from loom.kafka import create_topics
+    from loom.services import KafkaServer, LocalServices, PostgresServer
+    from loom.serving import SERVICES, uvicorn_config
+
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    external_kafka = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
+    external_db = os.environ.get("LOOM_DATABASE_URL")
+    services = LocalServices(data_dir.resolve(), preferred_ports=True)
+    started: list[KafkaServer | PostgresServer] = []
+    try:
+        with console.status("starting Kafka and PostgreSQL…"):
+            if not external_kafka:
+                started.append(services.kafka.start())
+            if not external_db:
+                started.append(services.postgres.start())
+        env = {
+            "LOOM_KAFKA_BOOTSTRAP_SERVERS": external_kafka or services.kafka.bootstrap_servers,
+            "LOOM_DATABASE_URL": external_db or services.postgres.url,
+        }
+        os.environ.update(env)
+        settings = load_settings(LoomSettings)
+        with console.status("creating topics and migrating the database…"):
+            created, updated = create_topics(catalog, settings)
+            migrate(settings.database_url)
+            token, new = _admin_token(data_dir, settings.database_url)
+        (data_dir / "env").write_text("".join(f"export {k}={v}\\n" for k, v in env.items()))
+        url = (
+            f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"
+        )
+        console.print(f"[bold green]Loom dev is up[/] ({len(catalog)} event types, "
+                      f"{len(created)} topics created, {len(updated)} existing)")  # fmt: skip
+        console.print(f"  ingest:      {url}   (API docs: {url}/docs)", highlight=False)
+        for key, value in env.items():
+            console.print(f"  {key}={value}", highlight=False)
+        if token:
+            note = "new, saved in" if new else "from"
+            console.print(f"  admin token: {token}   ({note} {data_dir / 'admin-token'})",
+                          highlight=False)  # fmt: skip
+        console.print(f"  `source {data_dir / 'env'}` points other shells here.  Ctrl-C stops.")
+        config = uvicorn_config(SERVICES["ingest"], host=settings.host, port=settings.port,
+                                log_level="warning")  # fmt: skip
+        uvicorn.Server(config).run()
+    finally:
+        with console.status("stopping…"):
+            services.stop()
+        console.print("stopped cleanly")
