@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.ingest.metrics import MetricsMiddleware
+from functions.ingest.openapi import finalize_openapi
 from functions.ingest.problems import PROBLEM_JSON, problem_response
 from functions.ingest.routes_devices import add_device_routes
 from functions.ingest.routes_events import add_event_routes
@@ -132,6 +133,13 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
     add_event_routes(app, state)
     add_device_routes(app)
     add_audio_stream(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finalize_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 

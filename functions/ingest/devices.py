@@ -122,8 +122,12 @@ class DeviceRegistry:
         return Device(**row)
 
     async def patch(self, device_id: str, patch: DevicePatch) -> Device:
-        changes = patch.model_dump(exclude_unset=True)
-        if "metadata" in changes and changes["metadata"] is not None:
+        # null clears `platform`; for the other fields (NOT NULL) it means "leave as is"
+        changes = {
+            k: v for k, v in patch.model_dump(exclude_unset=True).items()
+            if v is not None or k == "platform"
+        }  # fmt: skip
+        if "metadata" in changes:
             changes["metadata"] = Jsonb(changes["metadata"])
         sets = ", ".join(f"{column} = %({column})s" for column in changes)
         sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"

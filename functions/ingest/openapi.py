@@ -8,7 +8,13 @@ from typing import Any
 from functions.ingest.cehttp import BATCH, STRUCTURED
 from loom.catalog import Catalog, EventType
 
-__all__ = ["PROBLEM_RESPONSES", "batch_openapi", "cloudevent_openapi", "rest_openapi"]
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "batch_openapi",
+    "cloudevent_openapi",
+    "finalize_openapi",
+    "rest_openapi",
+]
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -214,3 +220,25 @@ def batch_openapi() -> dict[str, Any]:
             **PROBLEM_RESPONSES,
         },
     }  # fmt: skip
+
+
+def finalize_openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make every error answer in the document what the service sends: problem+json.
+
+    FastAPI documents its own 422 as application/json and knows nothing of the 400 it
+    sends for a body it cannot parse, nor of 401/403/503 from the token check.
+    """
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation or operation.get("parameters"):
+                responses.setdefault("400", PROBLEM_RESPONSES["400"])
+                responses["422"] = PROBLEM_RESPONSES["422"] | {
+                    "description": "The request or its data does not match the schema."
+                }
+            for code, response in responses.items():
+                if code.startswith(("4", "5")):
+                    response["content"] = PROBLEM_RESPONSES["400"]["content"]
+    spec.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+    spec.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+    return spec

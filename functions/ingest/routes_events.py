@@ -61,7 +61,8 @@ async def _accept_many(
     ready: list[tuple[int, Accepted]] = []
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
-        event_id = item.get("id") if isinstance(item, dict) else None
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        event_id = raw_id if isinstance(raw_id, str) else None
         try:
             accepted = state.acceptor.accept(build(index, item), principal)
             if (accepted.source, accepted.id) in seen:
@@ -142,10 +143,14 @@ def _seed_event(event_type: EventType, payload: Any, principal: Principal) -> Cl
     data.setdefault("schema_version", "1.0")
     data.setdefault("message_id", str(uuid.uuid4()))
     data.setdefault("timestamp", datetime.now(UTC).isoformat())
+    message_id, device_id = data["message_id"], data.get("device_id")
+    device = device_id if isinstance(device_id, str) and device_id else "unknown"
     attributes: dict[str, Any] = {
         "specversion": "1.0",
-        "id": str(data["message_id"]),
-        "source": f"/devices/{data.get('device_id', 'unknown')}",
+        # A bad message_id or device_id is named by the schema check; the event still needs
+        # a valid id and source to get that far.
+        "id": message_id if isinstance(message_id, str) and message_id else str(uuid.uuid4()),
+        "source": f"/devices/{device}",
         "type": event_type.type,
         "datacontenttype": "application/json",
     }

@@ -1,0 +1,113 @@
+"""The CloudEvents HTTP parser: strict on required attributes, never crashes on junk."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from functions.ingest import cehttp
+from functions.ingest.problems import BadRequest
+
+ATTRS = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/s", "ce-type": "t.a.b"}
+
+
+def test_binary_mode_keeps_attributes_and_extensions() -> None:
+    headers = {**ATTRS, "content-type": "application/json", "ce-partitionkey": "d1",
+               "ce-time": "2026-11-25T08:00:00Z"}  # fmt: skip
+    event = cehttp.parse_binary(headers, b'{"a": 1}')
+    assert (event.get_id(), event.get_source(), event.get_type()) == ("e1", "/s", "t.a.b")
+    assert event.get_extension("partitionkey") == "d1"
+    assert event.get_data() == {"a": 1}
+
+
+@pytest.mark.parametrize("missing", ["ce-id", "ce-source", "ce-type", "ce-specversion"])
+def test_binary_mode_requires_each_attribute(missing: str) -> None:
+    headers = {k: v for k, v in ATTRS.items() if k != missing}
+    if missing == "ce-specversion":  # without it, it is not binary mode at all
+        with pytest.raises(BadRequest, match="not a CloudEvent"):
+            cehttp.detect_mode(headers)
+        return
+    with pytest.raises(BadRequest, match=f"missing required attribute.*{missing[3:]}"):
+        cehttp.parse_binary(headers, b"{}")
+
+
+def test_structured_mode_requires_id_which_the_sdk_would_invent() -> None:
+    body = json.dumps({"specversion": "1.0", "source": "/s", "type": "t.a.b", "data": {}})
+    with pytest.raises(BadRequest, match=r"missing required attribute\(s\): id"):
+        cehttp.parse_structured(body.encode())
+
+
+def test_structured_data_base64_and_data_together_is_an_error() -> None:
+    body = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t.a.b", "data": {},
+            "data_base64": "e30="}  # fmt: skip
+    with pytest.raises(BadRequest, match="mutually exclusive"):
+        cehttp.parse_structured(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    ("content_type", "mode"),
+    [
+        ("application/cloudevents+json; charset=utf-8", "structured"),
+        ("application/cloudevents-batch+json", "batch"),
+        ("APPLICATION/CLOUDEVENTS+JSON", "structured"),
+    ],
+)
+def test_mode_detection(content_type: str, mode: str) -> None:
+    assert cehttp.detect_mode({"content-type": content_type}) == mode
+
+
+def test_batch_limits() -> None:
+    with pytest.raises(BadRequest, match="at most 2 are accepted"):
+        cehttp.parse_batch(b"[{}, {}, {}]", max_events=2)
+    with pytest.raises(BadRequest, match="empty"):
+        cehttp.parse_batch(b"[]", max_events=2)
+
+
+header_names = st.sampled_from(
+    ["ce-id", "ce-source", "ce-type", "ce-specversion", "ce-time", "ce-partitionkey",
+     "content-type", "ce-dataschema", "ce-subject", "ce-x"]
+)  # fmt: skip
+text = st.text(max_size=40)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(headers=st.dictionaries(header_names, text, max_size=8), body=st.binary(max_size=200))
+def test_binary_parser_only_ever_raises_bad_request(headers: dict[str, str], body: bytes) -> None:
+    try:
+        if cehttp.detect_mode(headers) == "binary":
+            cehttp.parse_binary(headers, body)
+    except BadRequest:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event=st.dictionaries(
+        st.sampled_from(["specversion", "id", "source", "type", "time", "data", "data_base64",
+                         "datacontenttype", "partitionkey", "subject"]),
+        json_values, max_size=9,
+    )
+)  # fmt: skip
+def test_structured_parser_only_ever_raises_bad_request(event: dict[str, object]) -> None:
+    with contextlib.suppress(BadRequest):
+        cehttp.parse_structured(json.dumps(event).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_batch_parser_only_ever_raises_bad_request(body: bytes) -> None:
+    try:
+        for i, item in enumerate(cehttp.parse_batch(body, max_events=50)):
+            with contextlib.suppress(BadRequest):
+                cehttp.event_from_json(item, f"[{i}]")
+    except BadRequest:
+        pass
