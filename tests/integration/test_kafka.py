@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from loom.catalog import Catalog
 from loom.events import from_kafka, make_event, to_kafka
-from loom.kafka import consumer_config, create_topics, describe_topics, list_topics, producer_config
+from loom.kafka import create_topics, describe_topics, list_topics, producer_config
 from loom.settings import LoomSettings
+from tests.integration.ingest_helpers import consume_all
 
 
 def test_every_catalog_topic_exists_with_its_partitions(
@@ -97,20 +96,11 @@ def test_binary_cloudevent_round_trips_with_every_attribute(
     assert producer.flush(30) == 0
     assert errors == [None]
 
-    consumer = Consumer(consumer_config(settings, group_id=f"test-{uuid.uuid4()}"))
-    consumer.subscribe([gps.topic(settings.kafka_topic_prefix)])
     wanted_id = sent.get_id().encode()
-    try:
-        message = None
-        for _ in range(60):
-            candidate = consumer.poll(1.0)
-            ok = candidate is not None and not candidate.error()
-            if ok and dict(candidate.headers() or []).get("ce_id") == wanted_id:
-                message = candidate
-                break
-        assert message is not None, "the produced event never came back"
-    finally:
-        consumer.close()
+    (message,) = [
+        m for m in consume_all(settings, gps.topic(settings.kafka_topic_prefix))
+        if dict(m.headers() or [])["ce_id"] == wanted_id
+    ]  # fmt: skip
     assert message.key() == b"pixel-7"
     headers = dict(message.headers() or [])
     assert headers["ce_type"] == b"device.sensor.gps.raw"
