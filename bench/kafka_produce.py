@@ -36,9 +36,14 @@ def _payloads() -> dict[str, dict[str, Any]]:
     return {"gps fix": gps, "1 s audio chunk": audio}
 
 
-def _measure(
-    services: LocalServices, topic: str, data: dict[str, Any], compression: str
+def measure(
+    services: LocalServices,
+    topic: str,
+    data: dict[str, Any],
+    compression: str,
+    seconds: float = SECONDS,
 ) -> dict[str, Any]:
+    """Produce ``data`` as binary CloudEvents to ``topic`` for ``seconds``, as fast as possible."""
     settings = services.settings()
     producer = Producer(producer_config(settings, **{"compression.type": compression}))
     record = to_kafka(make_event("bench", data, source="/bench", device_id="bench-1"))
@@ -46,7 +51,7 @@ def _measure(
     sent = 0
     started = time.perf_counter()
     cpu = time.process_time()
-    while time.perf_counter() - started < SECONDS:
+    while time.perf_counter() - started < seconds:
         for _ in range(1000):
             try:
                 producer.produce(topic, record.value, record.key, headers=headers)
@@ -73,7 +78,7 @@ def run(services: LocalServices) -> list[dict[str, Any]]:
             topic = f"bench.produce.{i}.{compression}"
             for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
                 future.result(30)
-            row = _measure(services, topic, data, compression)
+            row = measure(services, topic, data, compression)
             row["payload"] = label
             rows.append(row)
     return rows

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import fastjsonschema
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -30,6 +31,7 @@ __all__ = [
     "EventType",
     "Example",
     "Violation",
+    "compile_fast_check",
     "default_catalog",
     "default_schemas_dir",
     "load_catalog",
@@ -178,17 +180,43 @@ class Catalog:
 
     @cached_property
     def _validators(self) -> dict[str, Draft202012Validator]:
+        # Bundled (shared $refs inlined): resolving a $ref on every validation through the
+        # registry costs more than the validation itself.
         return {
             t.type: Draft202012Validator(
-                t.data_schema,
-                registry=self.registry,
+                self.bundled_schema(t.type),
                 format_checker=Draft202012Validator.FORMAT_CHECKER,
             )
             for t in self
         }
 
+    @cached_property
+    def _fast_checks(self) -> dict[str, Callable[[Any], bool]]:
+        checks = {}
+        for t in self:
+            check = compile_fast_check(self.bundled_schema(t.type))
+            if check is not None:
+                checks[t.type] = check
+        return checks
+
+    def warm(self) -> None:
+        """Compile every validator now (about half a second) instead of on first use."""
+        _ = self._fast_checks, self._validators
+
+    def is_valid(self, name: str, data: Any) -> bool:
+        """Whether ``data`` is valid for ``name``; the fast path of :meth:`violations`."""
+        return not self.violations(name, data)
+
     def violations(self, name: str, data: Any) -> list[Violation]:
-        """Every way ``data`` breaks the schema of ``name``, in document order."""
+        """Every way ``data`` breaks the schema of ``name``, in document order.
+
+        Valid data is confirmed by a compiled check (fastjsonschema, ~20x faster);
+        anything it rejects goes through jsonschema, which decides and names each
+        problem. So the compiled check can only speed up "valid", never decide "invalid".
+        """
+        fast = self._fast_checks.get(name)
+        if fast is not None and fast(data):
+            return []
         validator = self._validators[self[name].type]
         found = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
         return [
@@ -230,6 +258,61 @@ class Catalog:
             for label in ("valid", "invalid")
             for path in sorted((folder / label).glob("*.json"))
         ]
+
+
+# Keywords whose meaning is the same in draft 7 (what fastjsonschema compiles) and 2020-12.
+_DRAFT7_SAFE = frozenset({
+    "additionalProperties", "allOf", "anyOf", "const", "contentEncoding", "contentMediaType",
+    "default", "description", "enum", "examples", "exclusiveMaximum", "exclusiveMinimum",
+    "format", "if", "then", "else", "items", "maxItems", "maxLength", "maxProperties", "maximum",
+    "minItems", "minLength", "minProperties", "minimum", "multipleOf", "not", "oneOf", "pattern",
+    "patternProperties", "properties", "propertyNames", "required", "title", "type", "uniqueItems",
+    "$comment", "deprecated", "readOnly", "writeOnly",
+})  # fmt: skip
+_NAMED = ("properties", "patternProperties")
+_OPAQUE = ("description", "examples", "title", "enum", "const", "required", "default", "$comment")
+
+
+def _keywords(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.add(key)
+            if key in _NAMED and isinstance(value, dict):
+                for sub in value.values():
+                    _keywords(sub, found)
+            elif key not in _OPAQUE:
+                _keywords(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _keywords(item, found)
+    return found
+
+
+def compile_fast_check(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A compiled yes/no check of ``schema``, or None where draft 7 would mean otherwise.
+
+    Formats are checked by jsonschema's own format checker, so both agree on them.
+    """
+    if _keywords(schema, set()) - _DRAFT7_SAFE:
+        return None
+    checker = Draft202012Validator.FORMAT_CHECKER
+    formats = {
+        name: (lambda value, name=name: checker.conforms(value, name)) for name in checker.checkers
+    }
+    draft7 = {**schema, "$schema": "http://json-schema.org/draft-07/schema#"}
+    try:
+        compiled = fastjsonschema.compile(draft7, formats=formats)
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error):
+        return None  # e.g. a pattern fastjsonschema rewrites badly: jsonschema alone then
+
+    def check(data: Any) -> bool:
+        try:
+            compiled(data)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return check
 
 
 def default_schemas_dir() -> Path:

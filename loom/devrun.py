@@ -24,7 +24,7 @@ def _admin_token(data_dir: Path, database_url: str) -> tuple[str | None, bool]:
     if admin_token_exists(database_url):
         return None, False  # made elsewhere (external database); not ours to show
     token = create_admin_token(database_url, "loom dev")
-    saved.write_text(token + "\\n")
+    saved.write_text(token + "\n")
     saved.chmod(0o600)
     return token, True
 
@@ -59,7 +59,7 @@ def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) 
             created, updated = create_topics(catalog, settings)
             migrate(settings.database_url)
             token, new = _admin_token(data_dir, settings.database_url)
-        (data_dir / "env").write_text("".join(f"export {k}={v}\\n" for k, v in env.items()))
+        (data_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         url = (
             f"http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:{settings.port}"
         )

@@ -16,11 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from functions.ingest.metrics import MetricsMiddleware
+from functions.ingest.metrics import EventsFastPath, MetricsMiddleware
 from functions.ingest.openapi import finalize_openapi
 from functions.ingest.problems import PROBLEM_JSON, problem_response
 from functions.ingest.routes_devices import add_device_routes
-from functions.ingest.routes_events import add_event_routes
+from functions.ingest.routes_events import add_event_routes, receive_cloudevents
 from functions.ingest.settings import IngestSettings
 from functions.ingest.state import IngestState, log
 from functions.ingest.websocket import add_audio_stream
@@ -84,8 +84,7 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
         return problem_response(exc, request)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("ingest.unexpected_error", path=request.url.path)
-        return problem_response(exc, request)
+        return _problem_or_log(exc, request)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -141,7 +140,16 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(
+        EventsFastPath, handler=receive_cloudevents, on_error=_problem_or_log, metrics=state.metrics
+    )
     return app
+
+
+def _problem_or_log(exc: Exception, request: Request) -> Response:
+    if not isinstance(exc, LoomError):
+        log.exception("ingest.unexpected_error", path=request.url.path, exc_info=exc)
+    return problem_response(exc, request)
 
 
 def app_factory() -> Any:

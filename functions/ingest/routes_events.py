@@ -114,7 +114,7 @@ async def receive_cloudevents(request: Request) -> JSONResponse:
         limit = state.acceptor.event_type(cehttp.check_binary(headers)).max_bytes
         body = await read_body(request, limit)
         event = cehttp.parse_binary(headers, body)
-        accepted_event = state.acceptor.accept(event, principal, data_bytes=len(body))
+        accepted_event = state.acceptor.accept(event, principal, raw=body)
     else:
         body = await read_body(request, state.largest_event)
         accepted_event = state.acceptor.accept(cehttp.parse_structured(body), principal)
@@ -165,9 +165,7 @@ def _rest_route(event_type: EventType) -> Any:
         principal = await state.principal(request)
         body = await read_body(request, event_type.max_bytes)
         payload = cehttp.loads_json(body, "body")
-        accepted = state.acceptor.accept(
-            _seed_event(event_type, payload, principal), principal, len(body)
-        )
+        accepted = state.acceptor.accept(_seed_event(event_type, payload, principal), principal)
         state.limiter.take(accepted.device_id)
         await _deliver_one(state, accepted)
         return JSONResponse(

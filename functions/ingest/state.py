@@ -50,6 +50,7 @@ class IngestState:
 
     # ── lifecycle ──────────────────────────────────────────────────────────
     async def start(self) -> None:
+        await asyncio.to_thread(self.catalog.warm)
         self.producer.start()
         await self.pool.open(wait=False)
         self._migrator = asyncio.create_task(self._migrate_until_done(), name="migrate")

@@ -266,3 +266,22 @@ def test_missing_schema_file(copy: Path) -> None:
     (copy / "device/sensor/gps/raw/v1.json").unlink()
     with pytest.raises(CatalogError, match=r"gps/raw/v1.json: \(file\): schema file not found"):
         load_catalog(copy)
+
+
+@pytest.mark.parametrize("name", [t.type for t in default_catalog()])
+def test_compiled_check_agrees_with_jsonschema_on_golden_examples(
+    catalog: Catalog, name: str
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from loom.catalog import compile_fast_check
+
+    fast = compile_fast_check(catalog.bundled_schema(name))
+    if fast is None:
+        pytest.skip("no compiled check for this schema; jsonschema alone decides")
+    full = Draft202012Validator(
+        catalog.bundled_schema(name), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    for example in catalog.examples(name):
+        data = example.load()
+        assert fast(data) == full.is_valid(data), example.path.name
