@@ -77,13 +77,12 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
         description=DESCRIPTION,
         lifespan=lifespan,
         debug=settings.debug,
+        # Every route has a limit; event routes apply their type's (smaller) one as they read.
+        max_body_size=settings.ingest_max_request_bytes,
     )
     app.state.ingest = state
 
     async def loom_error(request: Request, exc: Exception) -> Response:
-        return problem_response(exc, request)
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
         return _problem_or_log(exc, request)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -107,7 +106,7 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
     app.add_exception_handler(LoomError, loom_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(Exception, loom_error)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -147,9 +146,21 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
 
 
 def _problem_or_log(exc: Exception, request: Request) -> Response:
-    if not isinstance(exc, LoomError):
+    """The problem+json answer of ``exc``, logged: a refusal at info, a bug with its trace."""
+    response = problem_response(exc, request)
+    if isinstance(exc, LoomError):
+        headers = request.headers
+        log.info(
+            "ingest.rejected",
+            path=request.url.path,
+            status=response.status_code,
+            event_id=headers.get("ce-id"),
+            type=headers.get("ce-type"),
+            error=str(exc),
+        )
+    else:
         log.exception("ingest.unexpected_error", path=request.url.path, exc_info=exc)
-    return problem_response(exc, request)
+    return response
 
 
 def app_factory() -> Any:

@@ -15,7 +15,7 @@ __all__ = ["add_device_routes"]
 
 DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: PROBLEM_RESPONSES[code] for code in ("401", "403", "503")
+    code: PROBLEM_RESPONSES[code] for code in ("401", "403", "413", "503")
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
@@ -39,7 +39,8 @@ Admin = Annotated[IngestState, Depends(_admin)]
 
 
 def add_device_routes(app: FastAPI) -> None:
-    router = APIRouter(prefix="/devices", tags=["devices"])
+    # A device record is small; 64 KiB leaves room for generous metadata.
+    router = APIRouter(prefix="/devices", tags=["devices"], max_body_size=64 * 1024)
 
     @router.get("", response_model=list[Device], responses=_ERRORS)
     async def list_devices(state: Admin, include_deleted: bool = False) -> list[Device]:

@@ -72,9 +72,9 @@ async def _accept_many(
             seen.add((accepted.source, accepted.id))
             event_id = accepted.id
             ready.append((index, accepted))
-        except (LoomError, KeyError) as exc:
-            state.metrics.events.labels(str(_item_type(item)), "rejected").inc()
+        except LoomError as exc:
             outcomes[index] = _outcome(index, event_id, exc)
+            state.rejected(exc, item, outcomes[index]["status"])
     state.limiter.take(principal.device_id, len(ready))
     results = await state.deliver([a for _, a in ready])
     for (index, accepted), error in zip(ready, results, strict=True):
@@ -82,11 +82,6 @@ async def _accept_many(
     final = [o for o in outcomes if o is not None]
     accepted_count = sum(1 for o in final if o["accepted"])
     return final, accepted_count
-
-
-def _item_type(item: Any) -> str:
-    name = item.get("type") if isinstance(item, dict) else None
-    return name if isinstance(name, str) and len(name) < 200 else "(unknown)"
 
 
 def _batch_answer(results: list[dict[str, Any]], accepted: int, **extra: Any) -> JSONResponse:

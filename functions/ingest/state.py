@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
@@ -87,6 +88,14 @@ class IngestState:
     async def principal(self, request: Request) -> Principal:
         return await self.tokens.principal(request.headers.get("authorization"))
 
+    def rejected(self, exc: Exception, item: Any, status: int) -> None:
+        """Count and log an event refused before it reached Kafka."""
+        attrs = item if isinstance(item, dict) else {}
+        name = attrs.get("type") if isinstance(attrs.get("type"), str) else "(unknown)"
+        self.metrics.events.labels(name[:200], "rejected").inc()
+        log.info("ingest.rejected", event_id=attrs.get("id"), type=name,
+                 device_id=attrs.get("partitionkey"), status=status, error=str(exc))  # fmt: skip
+
     def unavailable(self, exc: Exception) -> ServiceUnavailable:
         return ServiceUnavailable(str(exc), retry_after=self.settings.ingest_retry_after_seconds)
 
@@ -103,13 +112,16 @@ class IngestState:
             results = [exc] * len(accepted)
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         for event, error in zip(accepted, results, strict=True):
+            fields = {"event_id": event.id, "device_id": event.device_id, "type": event.type.type}
             if error is None:
                 self.metrics.kafka_sent.labels(event.record.topic).inc()
                 self.metrics.events.labels(event.type.type, "accepted").inc()
                 if event.device_id is not None:
                     self.activity.seen(event.device_id)
+                log.debug("ingest.accepted", topic=event.record.topic, **fields)
             else:
                 self.metrics.events.labels(event.type.type, "unavailable").inc()
+                log.warning("ingest.not_stored", error=str(error), **fields)
         return [self.unavailable(e) if isinstance(e, KafkaUnavailable) else e for e in results]
 
 

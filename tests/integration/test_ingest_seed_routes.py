@@ -214,3 +214,10 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert (
         "application/cloudevents-batch+json" in spec["paths"]["/"]["post"]["requestBody"]["content"]
     )
+
+
+def test_device_routes_have_a_body_limit(client: TestClient, admin: str) -> None:
+    big = {"name": "big", "metadata": {"blob": "x" * 70_000}}
+    answer = client.post("/devices", json=big, headers={"authorization": f"Bearer {admin}"})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
