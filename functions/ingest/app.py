@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from functions.ingest.limits import DeclaredSizeLimit
 from functions.ingest.metrics import EventsFastPath, MetricsMiddleware
 from functions.ingest.openapi import finalize_openapi
 from functions.ingest.problems import PROBLEM_JSON, problem_response
@@ -142,6 +143,7 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
     app.add_middleware(
         EventsFastPath, handler=receive_cloudevents, on_error=_problem_or_log, metrics=state.metrics
     )
+    app.add_middleware(DeclaredSizeLimit, default_limit=settings.ingest_max_request_bytes)
     return app
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 
 from functions.ingest.auth import Principal
 from functions.ingest.devices import Device, DeviceIn, DevicePatch, RegisteredDevice
+from functions.ingest.limits import DEVICE_BODY_LIMIT
 from functions.ingest.openapi import PROBLEM_RESPONSES
 from functions.ingest.state import IngestState
 
@@ -39,8 +40,7 @@ Admin = Annotated[IngestState, Depends(_admin)]
 
 
 def add_device_routes(app: FastAPI) -> None:
-    # A device record is small; 64 KiB leaves room for generous metadata.
-    router = APIRouter(prefix="/devices", tags=["devices"], max_body_size=64 * 1024)
+    router = APIRouter(prefix="/devices", tags=["devices"], max_body_size=DEVICE_BODY_LIMIT)
 
     @router.get("", response_model=list[Device], responses=_ERRORS)
     async def list_devices(state: Admin, include_deleted: bool = False) -> list[Device]:
