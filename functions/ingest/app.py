@@ -51,6 +51,9 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
             settings,
             client_id="loom-ingest",
             delivery_timeout=settings.ingest_delivery_timeout_seconds,
+            # A device waits for the ack: 1 ms of batching instead of 5 halves the
+            # median latency at moderate rates and costs little throughput.
+            **{"linger.ms": 1},
         ),
         pool=AsyncConnectionPool(
             settings.database_url,
