@@ -23,7 +23,9 @@ from loom.catalog import Catalog, EventType
 from loom.events import PARTITION_KEY
 from loom.kafka import OutgoingRecord
 
-__all__ = ["Accepted", "Acceptor", "RateLimiter"]
+__all__ = ["MAX_ATTRIBUTE_BYTES", "Accepted", "Acceptor", "RateLimiter"]
+
+MAX_ATTRIBUTE_BYTES = 8 * 1024  # CloudEvent attributes become Kafka headers
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,19 @@ class Acceptor:
     ) -> Accepted:
         """Check ``event``; ``raw`` is its data exactly as sent (binary mode), kept as is."""
         event_type = self.event_type(event.get_type())
+        attributes = dict(event.get_attributes())
+        attribute_bytes = sum(len(str(k)) + len(str(v)) for k, v in attributes.items())
+        if attribute_bytes > MAX_ATTRIBUTE_BYTES:
+            raise TooLarge(
+                f"the event's attributes take {attribute_bytes} bytes; the limit is "
+                f"{MAX_ATTRIBUTE_BYTES} (put content in data)",
+                limit_bytes=MAX_ATTRIBUTE_BYTES,
+            )
         data = _data_of(event)
-        value = raw if raw is not None else orjson.dumps(data)
+        try:
+            value = raw if raw is not None else orjson.dumps(data)
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise BadRequest(f"data cannot be stored as JSON: {exc}") from None
         size = len(value)
         if size > event_type.max_bytes:
             raise TooLarge(
@@ -101,11 +114,10 @@ class Acceptor:
                 errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
             )
         device_id = self._device(event, data, principal, event_type)
-        attributes = dict(event.get_attributes())
         if device_id is not None:
             attributes[PARTITION_KEY] = device_id
         attributes["datacontenttype"] = "application/json"
-        attributes["dataschema"] = attributes.get("dataschema") or event_type.schema_id
+        attributes["dataschema"] = event_type.schema_id  # the schema it was checked against
         record = ce_kafka.to_binary(_Checked(attributes, value), _FORMAT)
         return Accepted(
             id=event.get_id(),
@@ -132,6 +144,15 @@ class Acceptor:
                     raise Forbidden(
                         f"{what} {value!r} is not this token's device {principal.device_id!r}"
                     )
+            # (source, id) identifies an event downstream: a device may not use another
+            # device's source, or it could shadow that device's events.
+            source, own = event.get_source(), f"/devices/{principal.device_id}"
+            if (
+                source.startswith("/devices/")
+                and source != own
+                and not source.startswith(own + "/")
+            ):
+                raise Forbidden(f"source {source!r} belongs to another device; use {own!r}")
             return principal.device_id
         device_id = claimed or in_data
         if event_type.keyed_by_device and not device_id:
@@ -156,8 +177,10 @@ class RateLimiter:
         now = time.monotonic()
         tokens, last = self._buckets.get(device_id, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < n:
-            wait = (n - tokens) / self.rate
+        # A batch larger than the burst may go through on a full bucket and leave a debt
+        # that later requests wait out; otherwise it could never pass.
+        if tokens < min(n, self.burst):
+            wait = (min(n, self.burst) - tokens) / self.rate
             self._buckets[device_id] = (tokens, now)
             raise TooManyRequests(
                 f"device {device_id!r} is over its limit of {self.rate:g} events/s",

@@ -28,6 +28,7 @@ from functions.ingest.websocket import add_audio_stream
 from loom.catalog import Catalog, default_catalog
 from loom.errors import LoomError
 from loom.kafka import AsyncProducer
+from loom.logging import configure_logging
 from loom.settings import load_settings
 
 __all__ = ["create_app"]
@@ -169,5 +170,7 @@ def _problem_or_log(exc: Exception, request: Request) -> Response:
 
 
 def app_factory() -> Any:
-    """For ``uvicorn --factory functions.ingest.app:app_factory``."""
-    return create_app()
+    """For ``uvicorn --factory functions.ingest.app:app_factory``: JSON logs, then the app."""
+    settings = load_settings(IngestSettings)
+    configure_logging(settings.log_level)
+    return create_app(settings)

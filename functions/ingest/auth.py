@@ -9,6 +9,7 @@ within that time on other replicas.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,10 +19,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from functions.ingest.problems import Forbidden, ServiceUnavailable, Unauthorized
+from loom.logging import get_logger
 
 __all__ = ["Principal", "TokenStore", "create_admin_token", "hash_token", "new_token"]
 
 TOKEN_PREFIX = "loom_"
+_TOKEN_SHAPE = re.compile(r"^loom_[A-Za-z0-9_-]{43}$")
+log = get_logger("loom.ingest")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class TokenStore:
         return await self.lookup(token.strip())
 
     async def lookup(self, token: str) -> Principal:
+        if not _TOKEN_SHAPE.match(token):  # no database round trip for what cannot be a token
+            raise Unauthorized("unknown or revoked token")
         digest = hash_token(token)
         cached = self._cache.get(digest)
         now = time.monotonic()
@@ -99,10 +105,10 @@ class TokenStore:
                     (digest,),
                 )
                 row = await cur.fetchone()
-        except (PoolTimeout, psycopg.OperationalError) as exc:
+        except (PoolTimeout, psycopg.Error) as exc:
+            log.warning("ingest.token_check_failed", error=str(exc))
             raise ServiceUnavailable(
-                f"cannot check the token: database unavailable ({exc})",
-                retry_after=self._retry_after,
+                "cannot check the token: database unavailable", retry_after=self._retry_after
             ) from exc
         if row is None:
             self._cache.pop(digest, None)

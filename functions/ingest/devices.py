@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.ingest.auth import hash_token, new_token
-from functions.ingest.problems import Conflict, NotFound, ServiceUnavailable
+from functions.ingest.problems import BadRequest, Conflict, NotFound, ServiceUnavailable
 from loom.logging import get_logger
 
 __all__ = ["ActivityTracker", "Device", "DeviceIn", "DevicePatch", "DeviceRegistry"]
@@ -81,18 +81,24 @@ class DeviceRegistry:
                     yield conn
                 finally:  # pooled connections go back as they came
                     conn.row_factory = tuple_row
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise ServiceUnavailable(
-                f"database unavailable: {exc}", retry_after=self._retry_after
-            ) from exc
+        except psycopg.DataError as exc:  # e.g. a NUL character, which PostgreSQL cannot store
+            raise BadRequest(f"the database cannot store this value: {exc}") from exc
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InternalError) as exc:
+            log.warning("devices.database_unavailable", error=str(exc))
+            raise ServiceUnavailable("database unavailable", retry_after=self._retry_after) from exc
 
     async def register(self, new: DeviceIn) -> RegisteredDevice:
         device_id = new.device_id or f"dev-{new_token()[-12:].lower()}"
         token = new_token()
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(
+                # A soft-deleted id may be registered again: the record comes back to life
+                # with the new details (and a new token); a live one is a conflict.
                 "INSERT INTO devices (device_id, name, device_type, platform, metadata)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (device_id) DO NOTHING"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET"
+                " name = EXCLUDED.name, device_type = EXCLUDED.device_type,"
+                " platform = EXCLUDED.platform, metadata = EXCLUDED.metadata,"
+                " deleted_at = NULL, updated_at = now() WHERE devices.deleted_at IS NOT NULL"
                 f" RETURNING {_COLUMNS}",
                 (device_id, new.name, new.device_type, new.platform, Jsonb(new.metadata)),
             )
@@ -232,6 +238,8 @@ class ActivityTracker:
                     " WHERE d.device_id = v.id",
                     (ids, [pending[i][0] for i in ids], [pending[i][1] for i in ids]),
                 )
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot take: retrying cannot help
+            log.warning("devices.activity_dropped", error=str(exc), devices=len(ids))
         except (PoolTimeout, psycopg.Error) as exc:
             log.warning("devices.activity_not_saved", error=str(exc), devices=len(ids))
             for device_id, (seen, n) in pending.items():  # keep the counts for the next try

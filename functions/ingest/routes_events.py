@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -150,8 +151,13 @@ def _seed_event(event_type: EventType, payload: Any, principal: Principal) -> Cl
         "datacontenttype": "application/json",
     }
     with contextlib.suppress(ValueError):  # the schema check names a bad timestamp
-        attributes["time"] = datetime.fromisoformat(str(data["timestamp"]).replace("Z", "+00:00"))
-    return CloudEvent(attributes, data)
+        when = datetime.fromisoformat(str(data["timestamp"]).replace("Z", "+00:00"))
+        if when.tzinfo is not None:  # a time without offset is left to the schema check
+            attributes["time"] = when
+    try:
+        return CloudEvent(attributes, data)
+    except BaseCloudEventException as exc:
+        raise BadRequest(f"cannot make a CloudEvent of this payload: {exc}") from None
 
 
 def _rest_route(event_type: EventType) -> Any:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
@@ -20,7 +22,7 @@ from functions.ingest.problems import ServiceUnavailable, TooLarge
 from functions.ingest.settings import IngestSettings
 from loom.catalog import Catalog
 from loom.db import migrate
-from loom.kafka import AsyncProducer, KafkaUnavailable
+from loom.kafka import AsyncProducer, KafkaUnavailable, RecordTooLarge
 from loom.logging import get_logger
 
 __all__ = ["IngestState", "read_body"]
@@ -73,7 +75,8 @@ class IngestState:
             try:
                 applied = await asyncio.to_thread(migrate, self.settings.database_url)
             except Exception as exc:  # noqa: BLE001 - reported by /readyz, retried
-                self.database_status = f"database at {self._db_host()} unavailable: {exc}"
+                self.database_status = f"database at {self._db_host()} unavailable"
+                log.warning("ingest.database_unavailable", error=str(exc))
                 await asyncio.sleep(2.0)
                 continue
             self.database_status = "ok"
@@ -82,7 +85,12 @@ class IngestState:
             return
 
     def _db_host(self) -> str:
-        return self.settings.database_url.rsplit("@", 1)[-1]
+        """host:port of the database, never its user or password."""
+        try:
+            info = conninfo_to_dict(self.settings.database_url)
+        except psycopg.ProgrammingError:
+            return "(unparsable URL)"
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
 
     # ── auth and delivery ──────────────────────────────────────────────────
     async def principal(self, request: Request) -> Principal:
@@ -92,7 +100,8 @@ class IngestState:
         """Count and log an event refused before it reached Kafka."""
         attrs = item if isinstance(item, dict) else {}
         name = attrs.get("type") if isinstance(attrs.get("type"), str) else "(unknown)"
-        self.metrics.events.labels(name[:200], "rejected").inc()
+        # Only catalog types become label values: a client must not grow the metrics.
+        self.metrics.events.labels(name if name in self.catalog else "(unknown)", "rejected").inc()
         log.info("ingest.rejected", event_id=attrs.get("id"), type=name,
                  device_id=attrs.get("partitionkey"), status=status, error=str(exc))  # fmt: skip
 
@@ -122,7 +131,14 @@ class IngestState:
             else:
                 self.metrics.events.labels(event.type.type, "unavailable").inc()
                 log.warning("ingest.not_stored", error=str(error), **fields)
-        return [self.unavailable(e) if isinstance(e, KafkaUnavailable) else e for e in results]
+        return [self._answerable(e) for e in results]
+
+    def _answerable(self, error: Exception | None) -> Exception | None:
+        if isinstance(error, KafkaUnavailable):
+            return self.unavailable(error)
+        if isinstance(error, RecordTooLarge):
+            return TooLarge(f"Kafka refused the event as too large ({error})")
+        return error
 
 
 async def read_body(request: Request, limit: int) -> bytes:

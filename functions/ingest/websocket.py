@@ -15,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from functions.ingest.accept import Accepted
-from functions.ingest.problems import IngestError, ServiceUnavailable, Unauthorized, problem
+from functions.ingest.problems import (
+    IngestError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    problem,
+)
 from functions.ingest.routes_events import _seed_event
 from functions.ingest.state import IngestState
 from loom.errors import LoomError
@@ -44,8 +50,8 @@ def _chunk(message: dict[str, Any], query: dict[str, str], device_id: str) -> di
                 "sample_rate": sample_rate, "channels": channels, "format": fmt,
                 "duration_ms": duration}  # fmt: skip
     try:
-        frame = json.loads(message.get("text") or "")
-    except ValueError as exc:
+        frame = orjson.loads(message.get("text") or "")
+    except orjson.JSONDecodeError as exc:
         raise ValueError(f"text frame is not JSON: {exc}") from None
     if isinstance(frame, dict) and "message_type" in frame:
         if frame["message_type"] != "audio_chunk":
@@ -111,20 +117,22 @@ def add_audio_stream(app: FastAPI) -> None:
                     accepted = state.acceptor.accept(
                         _seed_event(event_type, chunk, principal), principal
                     )
-                except (ValueError, LoomError) as exc:
-                    await pending.put(None)
+                    state.limiter.take(accepted.device_id)
+                except (ValueError, TypeError, LoomError) as exc:
+                    await unless_acker_failed(pending.put(None))
                     await acker  # the good chunks before this one are acked first
                     body = problem(exc) if isinstance(exc, LoomError) else {"detail": str(exc)}
-                    await websocket.send_json({"type": "error", **body})
-                    await websocket.close(code=INVALID_DATA, reason=str(body["detail"])[:120])
+                    await websocket.send_json({**body, "type": "error"})
+                    code = TRY_AGAIN if isinstance(exc, TooManyRequests) else INVALID_DATA
+                    await websocket.close(code=code, reason=str(body["detail"])[:120])
                     return
                 delivery = asyncio.create_task(state.deliver([accepted]))
                 await unless_acker_failed(pending.put((accepted, delivery)))
-            await pending.put(None)
+            await unless_acker_failed(pending.put(None))
             await acker
         except ServiceUnavailable as exc:
             with contextlib.suppress(Exception):
-                await websocket.send_json({"type": "error", **problem(exc)})
+                await websocket.send_json({**problem(exc), "type": "error"})
                 await websocket.close(code=TRY_AGAIN, reason="Kafka unavailable; reconnect later")
         except WebSocketDisconnect:
             pass

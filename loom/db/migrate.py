@@ -71,7 +71,8 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
     """Apply every migration not applied yet; returns those it applied."""
     migrations = discover(directory)
     done: list[Migration] = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SET lock_timeout = '60s'")
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             applied = applied_migrations(conn)

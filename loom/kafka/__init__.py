@@ -1,7 +1,13 @@
 """Kafka clients and topic administration, configured from settings and the catalog."""
 
 from loom.kafka.config import admin_config, consumer_config, producer_config
-from loom.kafka.producer import AsyncProducer, KafkaUnavailable, OutgoingRecord, ProducerQueueFull
+from loom.kafka.producer import (
+    AsyncProducer,
+    KafkaUnavailable,
+    OutgoingRecord,
+    ProducerQueueFull,
+    RecordTooLarge,
+)
 from loom.kafka.topics import TopicInfo, create_topics, describe_topics, list_topics, topic_config
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "KafkaUnavailable",
     "OutgoingRecord",
     "ProducerQueueFull",
+    "RecordTooLarge",
     "TopicInfo",
     "admin_config",
     "consumer_config",

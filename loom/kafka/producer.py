@@ -23,10 +23,16 @@ from loom.kafka.config import producer_config
 from loom.logging import get_logger
 from loom.settings import LoomSettings
 
-__all__ = ["AsyncProducer", "KafkaUnavailable", "OutgoingRecord", "ProducerQueueFull"]
+__all__ = [
+    "AsyncProducer",
+    "KafkaUnavailable",
+    "OutgoingRecord",
+    "ProducerQueueFull",
+    "RecordTooLarge",
+]
 
 log = get_logger(__name__)
-_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+_TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE}
 
 
 class KafkaUnavailable(ServiceError):
@@ -35,6 +41,10 @@ class KafkaUnavailable(ServiceError):
 
 class ProducerQueueFull(KafkaUnavailable):
     """The local produce queue is full: the broker is slower than the input."""
+
+
+class RecordTooLarge(ServiceError):
+    """The broker refused the record as too large: retrying it unchanged cannot help."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class AsyncProducer:
         **config: Any,
     ) -> None:
         self.bootstrap_servers = settings.kafka_bootstrap_servers
+        self._delivery_timeout = delivery_timeout
+        self._fatal: str | None = None
         self._producer = Producer(
             producer_config(
                 settings,
@@ -90,16 +102,23 @@ class AsyncProducer:
     # ── availability ───────────────────────────────────────────────────────
     @property
     def available(self) -> bool:
-        return bool(self._available)
+        return bool(self._available) and self._fatal is None
 
     @property
     def status(self) -> str:
+        if self._fatal is not None:
+            return f"Kafka producer failed for good (restart needed): {self._fatal}"
         if self._available:
             return "ok"
         return f"Kafka at {self.bootstrap_servers} unavailable: {self._why}"
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in _DOWN_CODES or err.fatal():
+        # One broker or connection failing is librdkafka's to route around; only "all
+        # brokers down" means no write can succeed, and a fatal error is for good.
+        if err.fatal():
+            self._fatal = err.str()
+            log.error("kafka.fatal", error=err.str())
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             if self._available is not False:
                 log.warning("kafka.unavailable", error=err.str())
             self._available, self._why = False, err.str()
@@ -118,14 +137,17 @@ class AsyncProducer:
     def _run(self) -> None:
         next_probe = 0.0
         while not self._stop.is_set():
-            self._producer.poll(0.05)
-            if not self._available and time.monotonic() >= next_probe:
-                self._probe()
-                next_probe = time.monotonic() + 1.0
+            try:
+                self._producer.poll(0.05)
+                if not self._available and time.monotonic() >= next_probe:
+                    self._probe()
+                    next_probe = time.monotonic() + 1.0
+            except Exception:  # this thread must outlive any one callback
+                log.exception("kafka.poll_failed")
 
     # ── sending ────────────────────────────────────────────────────────────
     def _check(self) -> None:
-        if self._available is False:
+        if self._available is False or self._fatal is not None:
             raise KafkaUnavailable(self.status)
 
     def _produce(self, record: OutgoingRecord, future: asyncio.Future[None]) -> None:
@@ -145,6 +167,8 @@ class AsyncProducer:
         except BufferError:
             raise ProducerQueueFull("the Kafka produce queue is full; retry shortly") from None
         except KafkaException as exc:
+            if exc.args and exc.args[0].code() in _TOO_LARGE:
+                raise RecordTooLarge(f"the record is too large for Kafka: {exc}") from exc
             raise KafkaUnavailable(f"Kafka refused the write: {exc}") from exc
 
     def _settle(self, future: asyncio.Future[None], err: KafkaError | None) -> None:
@@ -153,17 +177,25 @@ class AsyncProducer:
         if err is None:
             self._available = True
             future.set_result(None)
+        elif err.code() in _TOO_LARGE:
+            future.set_exception(RecordTooLarge(f"Kafka refused the record: {err.str()}"))
         else:
-            if err.code() in (KafkaError._MSG_TIMED_OUT, *_DOWN_CODES):
-                self._available, self._why = False, err.str()
             future.set_exception(KafkaUnavailable(f"Kafka did not take the write: {err.str()}"))
+
+    async def _wait(self, future: asyncio.Future[None]) -> None:
+        # librdkafka reports every record within message.timeout.ms; the margin only
+        # guards against a report that never comes.
+        try:
+            await asyncio.wait_for(future, self._delivery_timeout + 5)
+        except TimeoutError:
+            raise KafkaUnavailable("no delivery report from Kafka in time") from None
 
     async def send(self, record: OutgoingRecord) -> None:
         """Write one record; returns once the broker has acknowledged it."""
         self._check()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._produce(record, future)
-        await future
+        await self._wait(future)
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Exception | None]:
         """Write every record; each result is None (acknowledged) or its error."""
@@ -180,7 +212,8 @@ class AsyncProducer:
             except KafkaUnavailable as exc:
                 future.set_exception(exc)
             futures.append(future)
-        for i, outcome in enumerate(await asyncio.gather(*futures, return_exceptions=True)):
+        waits = [self._wait(f) for f in futures]
+        for i, outcome in enumerate(await asyncio.gather(*waits, return_exceptions=True)):
             if isinstance(outcome, Exception):
                 results[i] = outcome
         return results

@@ -43,12 +43,17 @@ _ENVELOPE_BYTES = 64 * 1024
 _BROKER_DEFAULT_MAX_MESSAGE = 1024 * 1024
 
 
-def topic_config(event_type: EventType) -> dict[str, str]:
-    """Topic-level configs from the catalog: retention, compression, largest message."""
+def topic_config(event_type: EventType, replication_factor: int = 1) -> dict[str, str]:
+    """Topic-level configs from the catalog: retention, compression, largest message.
+
+    ``min.insync.replicas`` is 2 where there are replicas to spare, so that an
+    ``acks=all`` write is on two brokers before it is acknowledged.
+    """
     config = {
         "retention.ms": str(event_type.retention_ms),
         "compression.type": event_type.compression,
         "cleanup.policy": "delete",
+        "min.insync.replicas": str(min(2, replication_factor)),
     }
     largest = event_type.max_bytes + _ENVELOPE_BYTES
     if largest > _BROKER_DEFAULT_MAX_MESSAGE:
@@ -91,7 +96,7 @@ def create_topics(
             t.topic(prefix),
             num_partitions=t.partitions_or(settings.kafka_default_partitions),
             replication_factor=settings.kafka_default_replication_factor,
-            config=topic_config(t),
+            config=topic_config(t, settings.kafka_default_replication_factor),
         )
         for t in wanted
         if t.topic(prefix) not in existing
@@ -104,7 +109,7 @@ def create_topics(
             t.topic(prefix),
             incremental_configs=[
                 ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-                for key, value in topic_config(t).items()
+                for key, value in topic_config(t, settings.kafka_default_replication_factor).items()
             ],
         )
         for t in wanted

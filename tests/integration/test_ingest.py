@@ -236,3 +236,121 @@ def test_rate_limit_answers_429_with_retry_after(
     assert [a.status_code for a in answers[:2]] == [202, 202]
     assert answers[3].status_code == 429
     assert int(answers[3].headers["retry-after"]) >= 1
+
+
+# ── found by review: each once a 500, a hang or a way around a check ─────
+
+
+def test_timestamp_without_offset_is_422_not_500(
+    client: TestClient, device: dict[str, Any]
+) -> None:
+    auth = {"authorization": f"Bearer {device['token']}"}
+    answer = client.post(
+        "/sensor/gps",
+        json={"latitude": 1, "longitude": 2, "timestamp": "2026-11-25T08:00:00"},
+        headers=auth,
+    )
+    assert_problem(answer, 422, "is not a 'date-time'")
+    batch = [
+        {"sensor_type": "gps", "value": {"latitude": 1, "longitude": 2}, "timestamp": "2026-11-25"}
+    ]
+    assert client.post("/sensor/batch", json=batch, headers=auth).status_code == 207
+
+
+def test_a_device_cannot_use_another_devices_source(
+    client: TestClient, device: dict[str, Any]
+) -> None:
+    headers = binary_headers(device["token"], source="/devices/someone-else")
+    answer = client.post("/", content=json.dumps(gps(device["device_id"])), headers=headers)
+    assert_problem(answer, 403, "belongs to another device")
+    own = binary_headers(device["token"], source=f"/devices/{device['device_id']}/gps")
+    assert (
+        client.post("/", content=json.dumps(gps(device["device_id"])), headers=own).status_code
+        == 202
+    )
+
+
+def test_oversized_attributes_are_413(client: TestClient, device: dict[str, Any]) -> None:
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/t",
+        "type": "device.sensor.gps.raw",
+        "big": "A" * 20_000,
+        "data": gps(device["device_id"]),
+    }
+    answer = client.post(
+        "/",
+        content=json.dumps(event),
+        headers={
+            "authorization": f"Bearer {device['token']}",
+            "content-type": "application/cloudevents+json",
+        },
+    )
+    assert_problem(answer, 413, "attributes take")
+
+
+def test_numbers_json_cannot_carry_are_400(client: TestClient, device: dict[str, Any]) -> None:
+    body = json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "big-1",
+            "source": "/t",
+            "type": "device.sensor.gps.raw",
+            "data": gps(device["device_id"], x=10**30),
+        }
+    )
+    answer = client.post(
+        "/",
+        content=body,
+        headers={
+            "authorization": f"Bearer {device['token']}",
+            "content-type": "application/cloudevents+json",
+        },
+    )
+    assert answer.status_code in (400, 422), answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_unknown_types_do_not_become_metric_labels(
+    client: TestClient, device: dict[str, Any]
+) -> None:
+    batch = [
+        {
+            "specversion": "1.0",
+            "id": f"x{i}",
+            "source": "/t",
+            "type": f"made.up.type{i}",
+            "data": {},
+        }
+        for i in range(5)
+    ]
+    client.post(
+        "/",
+        content=json.dumps(batch),
+        headers={
+            "authorization": f"Bearer {device['token']}",
+            "content-type": "application/cloudevents-batch+json",
+        },
+    )
+    assert "made.up.type" not in client.get("/metrics").text
+
+
+def test_deleted_device_can_be_registered_again(client: TestClient, admin: str) -> None:
+    auth = {"authorization": f"Bearer {admin}"}
+    first = register(client, admin, name="old")
+    client.delete(f"/devices/{first['device_id']}", headers=auth)
+    again = client.post(
+        "/devices", json={"device_id": first["device_id"], "name": "new"}, headers=auth
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["name"] == "new"
+    assert again.json()["deleted_at"] is None
+    assert again.json()["token"] != first["token"]
+
+
+def test_nul_in_device_fields_is_400(client: TestClient, admin: str) -> None:
+    answer = client.post(
+        "/devices", json={"name": "a\u0000b"}, headers={"authorization": f"Bearer {admin}"}
+    )
+    assert_problem(answer, 400, "cannot store")
