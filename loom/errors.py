@@ -6,6 +6,7 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "LoomError",
+    "MalformedEvent",
     "ServiceError",
     "UnknownEventTypeError",
 ]
@@ -34,6 +35,10 @@ class UnknownEventTypeError(LoomError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown event type"
+
+
+class MalformedEvent(LoomError):
+    """A request that is not a well-formed CloudEvent (or not JSON where JSON is needed)."""
 
 
 class ServiceError(LoomError):

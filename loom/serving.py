@@ -33,15 +33,28 @@ def uvicorn_config(target: str, *, host: str, port: int, log_level: str = "info"
 
 
 def serve_app(name: str, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve ``ingest`` or a registered function (its Knative Service entrypoint)."""
     import uvicorn
 
-    if name not in SERVICES:
-        raise LoomError(f"no service {name!r}; choose one of: {', '.join(SERVICES)}")
-    module, _, _ = SERVICES[name].partition(":")
-    importlib.import_module(module)  # fail here, clearly, if the service cannot import
     settings = load_settings(LoomSettings)
-    config = uvicorn_config(
-        SERVICES[name], host=host or settings.host, port=port or settings.port,
-        log_level=settings.log_level,
-    )  # fmt: skip
+    bind_host, bind_port, level = host or settings.host, port or settings.port, settings.log_level
+    if name in SERVICES:
+        module, _, _ = SERVICES[name].partition(":")
+        importlib.import_module(module)  # fail here, clearly, if the service cannot import
+        config = uvicorn_config(SERVICES[name], host=bind_host, port=bind_port, log_level=level)
+        uvicorn.Server(config).run()
+        return
+    from loom.catalog import default_catalog
+    from loom.logging import configure_logging
+    from loom.runtime.http import create_function_app
+    from loom.runtime.registry import discover
+
+    registry = discover()
+    if name not in registry.functions:
+        known = ", ".join([*SERVICES, *sorted(registry.functions)])
+        raise LoomError(f"no service or function {name!r}; choose one of: {known}")
+    configure_logging(settings.log_level)
+    app = create_function_app(registry[name], catalog=default_catalog(), settings=settings)
+    config = uvicorn_config("", host=bind_host, port=bind_port, log_level=level)
+    config.app, config.factory = app, False
     uvicorn.Server(config).run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from functions.ingest.cehttp import BATCH, STRUCTURED
 from loom.catalog import Catalog, EventType
+from loom.cehttp import BATCH, STRUCTURED
 
 __all__ = [
     "PROBLEM_RESPONSES",

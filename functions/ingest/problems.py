@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from loom.errors import LoomError, UnknownEventTypeError
+from loom.errors import LoomError, MalformedEvent, UnknownEventTypeError
 
 __all__ = [
     "BadRequest",
@@ -75,6 +75,7 @@ class ServiceUnavailable(IngestError):
 # status, slug, title — the one mapping from error class to answer.
 PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     BadRequest: (400, "bad-request", "Bad request"),
+    MalformedEvent: (400, "bad-request", "Bad request"),
     UnknownEventTypeError: (400, "unknown-type", "Unknown event type"),
     Unauthorized: (401, "unauthorized", "Missing or invalid token"),
     Forbidden: (403, "forbidden", "Not allowed with this token"),

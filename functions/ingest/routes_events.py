@@ -16,12 +16,12 @@ from cloudevents.core.v1.event import CloudEvent
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from functions.ingest import cehttp
 from functions.ingest.accept import Accepted
 from functions.ingest.auth import Principal
 from functions.ingest.openapi import batch_openapi, cloudevent_openapi, rest_openapi
 from functions.ingest.problems import BadRequest, problem
 from functions.ingest.state import IngestState, read_body
+from loom import cehttp
 from loom.catalog import EventType
 from loom.errors import LoomError
 

@@ -1,5 +1,8 @@
 """CloudEvents over HTTP: binary, structured and batched modes, strictly checked.
 
+Shared by the ingest service and every function's HTTP host; every problem is a
+:class:`~loom.errors.MalformedEvent` naming what is wrong.
+
 The ``cloudevents`` SDK parses binary and structured mode. It is lenient where Loom
 is not: it invents an ``id`` when one is missing, so the required attributes are
 checked on the raw request first and every problem is named in the error.
@@ -19,7 +22,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
 
-from functions.ingest.problems import BadRequest
+from loom.errors import MalformedEvent
 
 __all__ = [
     "BATCH",
@@ -53,7 +56,7 @@ def detect_mode(headers: Mapping[str, str]) -> Mode:
         return "structured"
     if "ce-specversion" in headers:
         return "binary"
-    raise BadRequest(
+    raise MalformedEvent(
         f"not a CloudEvent: content type {media or '(none)'!r} without ce-* headers; send binary "
         f"mode (ce-id, ce-source, ce-type, ce-specversion headers), {STRUCTURED} or {BATCH}"
     )
@@ -62,13 +65,13 @@ def detect_mode(headers: Mapping[str, str]) -> Mode:
 def _check_attributes(attrs: Mapping[str, Any], where: str) -> None:
     missing = [name for name in REQUIRED if name not in attrs]
     if missing:
-        raise BadRequest(f"{where}: missing required attribute(s): {', '.join(missing)}")
+        raise MalformedEvent(f"{where}: missing required attribute(s): {', '.join(missing)}")
     for name in REQUIRED:
         value = attrs[name]
         if not isinstance(value, str) or not value:
-            raise BadRequest(f"{where}: attribute {name!r} must be a non-empty string")
+            raise MalformedEvent(f"{where}: attribute {name!r} must be a non-empty string")
     if attrs["specversion"] != "1.0":
-        raise BadRequest(
+        raise MalformedEvent(
             f"{where}: specversion {attrs['specversion']!r} is not supported; use '1.0'"
         )
 
@@ -85,20 +88,22 @@ def parse_binary(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     check_binary(headers)
     media = _media_type(headers.get("content-type"))
     if body and media and not (media == "application/json" or media.endswith("+json")):
-        raise BadRequest(f"data of content type {media!r} is not accepted; send application/json")
+        raise MalformedEvent(
+            f"data of content type {media!r} is not accepted; send application/json"
+        )
     if body:
         loads_json(body, "body")
     try:
         return ce_http.from_binary_event(ce_http.HTTPMessage(headers=dict(headers), body=body))
     except (BaseCloudEventException, ValueError, TypeError) as exc:
-        raise BadRequest(f"invalid CloudEvent headers: {exc}") from None
+        raise MalformedEvent(f"invalid CloudEvent headers: {exc}") from None
 
 
 def loads_json(body: bytes, what: str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+        raise MalformedEvent(f"{what} is not valid JSON: {exc}") from None
 
 
 def event_from_json(obj: Any, where: str) -> BaseCloudEvent:
@@ -108,10 +113,10 @@ def event_from_json(obj: Any, where: str) -> BaseCloudEvent:
     without encoding and decoding the JSON once more.
     """
     if not isinstance(obj, dict):
-        raise BadRequest(f"{where}: a CloudEvent must be a JSON object")
+        raise MalformedEvent(f"{where}: a CloudEvent must be a JSON object")
     _check_attributes(obj, where)
     if "data" in obj and "data_base64" in obj:
-        raise BadRequest(f"{where}: 'data' and 'data_base64' are mutually exclusive")
+        raise MalformedEvent(f"{where}: 'data' and 'data_base64' are mutually exclusive")
     attributes = {k: v for k, v in obj.items() if k not in ("data", "data_base64")}
     try:
         if "time" in attributes:
@@ -123,32 +128,34 @@ def event_from_json(obj: Any, where: str) -> BaseCloudEvent:
         )
         return CloudEvent(attributes, data)
     except (BaseCloudEventException, ValueError, TypeError, binascii.Error) as exc:
-        raise BadRequest(f"{where}: invalid CloudEvent: {exc}") from None
+        raise MalformedEvent(f"{where}: invalid CloudEvent: {exc}") from None
 
 
 def parse_structured(body: bytes) -> BaseCloudEvent:
     """Structured mode: the whole event is the JSON body (parsed by the SDK)."""
     obj = loads_json(body, "body")
     if not isinstance(obj, dict):
-        raise BadRequest("event: a CloudEvent must be a JSON object")
+        raise MalformedEvent("event: a CloudEvent must be a JSON object")
     _check_attributes(obj, "event")
     if "data" in obj and "data_base64" in obj:
-        raise BadRequest("event: 'data' and 'data_base64' are mutually exclusive")
+        raise MalformedEvent("event: 'data' and 'data_base64' are mutually exclusive")
     try:
         return ce_http.from_structured_event(
             ce_http.HTTPMessage(headers={"content-type": STRUCTURED}, body=body)
         )
     except (BaseCloudEventException, ValueError, TypeError) as exc:
-        raise BadRequest(f"event: invalid CloudEvent: {exc}") from None
+        raise MalformedEvent(f"event: invalid CloudEvent: {exc}") from None
 
 
 def parse_batch(body: bytes, max_events: int) -> list[Any]:
     """The batch as a list of raw JSON values; each is parsed (and may fail) on its own."""
     items = loads_json(body, "batch")
     if not isinstance(items, list):
-        raise BadRequest(f"a {BATCH} body must be a JSON array of events")
+        raise MalformedEvent(f"a {BATCH} body must be a JSON array of events")
     if not items:
-        raise BadRequest("the batch is empty")
+        raise MalformedEvent("the batch is empty")
     if len(items) > max_events:
-        raise BadRequest(f"the batch has {len(items)} events; at most {max_events} are accepted")
+        raise MalformedEvent(
+            f"the batch has {len(items)} events; at most {max_events} are accepted"
+        )
     return items

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.ingest import cehttp
-from functions.ingest.problems import BadRequest
+from loom import cehttp
+from loom.errors import MalformedEvent as BadRequest
 
 ATTRS = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/s", "ce-type": "t.a.b"}
 

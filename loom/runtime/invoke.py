@@ -1,0 +1,95 @@
+"""Calling a handler: check the input, run it, check what it made. Transport-free.
+
+Every host (Knative HTTP, the local runner, the test harness) calls :func:`invoke`,
+so the same checks hold everywhere:
+
+- input of a type the function does not consume, or data that breaks its schema,
+  is :class:`PoisonEvent` (4xx, dead letter, never retried);
+- a handler that raises is :class:`HandlerFailed` (5xx, retried with backoff);
+- output of a type the function did not declare, or that breaks its schema, is
+  :class:`BadOutput` (a bug in the function: retried, then dead-lettered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from loom.catalog import Catalog
+from loom.errors import LoomError
+from loom.logging import get_logger
+from loom.runtime.context import Context
+from loom.runtime.event import Event
+from loom.runtime.registry import FunctionSpec
+from loom.settings import LoomSettings
+
+__all__ = ["BadOutput", "HandlerFailed", "PoisonEvent", "invoke"]
+
+
+class PoisonEvent(LoomError):
+    """The input can never be handled: wrong type or invalid data."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class HandlerFailed(LoomError):
+    """The handler raised; trying again later may succeed."""
+
+
+class BadOutput(LoomError):
+    """The handler made an event it did not declare, or one that breaks its schema."""
+
+
+async def invoke(
+    spec: FunctionSpec,
+    event: Event,
+    *,
+    catalog: Catalog,
+    settings: LoomSettings,
+    models: Mapping[str, Any] | None = None,
+) -> list[Event]:
+    """Run ``spec``'s handler on ``event``; returns every event it made, checked."""
+    if event.type not in spec.consumes:
+        raise PoisonEvent(f"function {spec.name!r} does not consume {event.type!r}")
+    violations = catalog.violations(event.type, event.data)
+    if violations:
+        raise PoisonEvent(
+            f"{event.type} data breaks its schema at '{violations[0].pointer or '/'}': "
+            f"{violations[0].message}",
+            [{"pointer": v.pointer, "message": v.message} for v in violations],
+        )
+    log = get_logger(f"loom.function.{spec.name}", function=spec.name, event_id=event.id,
+                     device_id=event.device_id, type=event.type)  # fmt: skip
+    ctx = Context(function=spec.name, settings=settings, log=log, models=models or {},
+                  source=f"/loom/functions/{spec.name}")  # fmt: skip
+    started = time.perf_counter()
+    try:
+        returned = await spec.handler(event, ctx)
+    except LoomError:
+        raise
+    except Exception as exc:
+        log.exception("function.failed")
+        raise HandlerFailed(f"function {spec.name!r} failed: {type(exc).__name__}: {exc}") from exc
+    made = [*_as_list(returned), *ctx.emitted]
+    for out in made:
+        if out.type not in spec.produces:
+            raise BadOutput(f"function {spec.name!r} made {out.type!r}, which it does not declare")
+        bad = catalog.violations(out.type, out.data)
+        if bad:
+            raise BadOutput(
+                f"function {spec.name!r} made an invalid {out.type}: "
+                f"'{bad[0].pointer or '/'}': {bad[0].message}"
+            )
+    log.debug("function.handled", made=len(made), seconds=time.perf_counter() - started)
+    return made
+
+
+def _as_list(returned: Event | Iterable[Event] | None) -> list[Event]:
+    if returned is None:
+        return []
+    if isinstance(returned, Event):
+        return [returned]
+    return list(returned)

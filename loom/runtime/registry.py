@@ -1,0 +1,126 @@
+"""Functions and the processing graph: ``@function(consumes=[…], produces=[…])``.
+
+A function is a pure ``async def handle(event, ctx) -> events``; the decorator
+records what it consumes and produces. The registry of functions is the graph.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loom.catalog import Catalog
+from loom.errors import LoomError
+
+if TYPE_CHECKING:
+    from loom.runtime.context import Context
+    from loom.runtime.event import Event
+
+__all__ = ["REGISTRY", "FunctionSpec", "GraphError", "Handler", "Registry", "discover", "function"]
+
+Handler = Callable[["Event", "Context"], Awaitable["Event | Iterable[Event] | None"]]
+
+
+class GraphError(LoomError):
+    """A function names a type the catalog lacks, or two functions share a name."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function: its name, handler, and the catalog types it consumes and produces."""
+
+    name: str
+    handler: Handler
+    consumes: tuple[str, ...]
+    produces: tuple[str, ...]
+    ordered: bool = False
+    models: tuple[str, ...] = ()
+    description: str = ""
+
+    def check(self, catalog: Catalog) -> None:
+        for kind, names in (("consumes", self.consumes), ("produces", self.produces)):
+            unknown = [n for n in names if n not in catalog]
+            if unknown:
+                raise GraphError(f"function {self.name!r} {kind} unknown type(s): {unknown}")
+        loops = set(self.consumes) & set(self.produces)
+        if loops:
+            raise GraphError(f"function {self.name!r} would feed its own input: {sorted(loops)}")
+
+
+@dataclass
+class Registry:
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+
+    def add(self, spec: FunctionSpec) -> None:
+        known = self.functions.get(spec.name)
+        if known is not None and known.handler is not spec.handler:
+            raise GraphError(f"two functions are named {spec.name!r}")
+        self.functions[spec.name] = spec
+
+    def __getitem__(self, name: str) -> FunctionSpec:
+        try:
+            return self.functions[name]
+        except KeyError:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise GraphError(f"no function {name!r} (known: {known})") from None
+
+    def consumers_of(self, type_: str) -> list[FunctionSpec]:
+        return [f for f in self.functions.values() if type_ in f.consumes]
+
+    def check(self, catalog: Catalog) -> None:
+        for spec in self.functions.values():
+            spec.check(catalog)
+
+
+REGISTRY = Registry()
+
+
+def function(
+    *,
+    consumes: Iterable[str],
+    produces: Iterable[str] = (),
+    name: str | None = None,
+    ordered: bool = False,
+    models: Iterable[str] = (),
+    registry: Registry = REGISTRY,
+) -> Callable[[Any], Any]:
+    """Register ``handle`` as a function of the graph.
+
+    ``ordered`` asks for one device's events in order (per-device state);
+    ``models`` names the model servers it asks ``ctx.model(...)`` for.
+    """
+
+    def register(handler: Any) -> Any:
+        spec = FunctionSpec(
+            name=name or _default_name(handler),
+            handler=handler,
+            consumes=tuple(consumes),
+            produces=tuple(produces),
+            ordered=ordered,
+            models=tuple(models),
+            description=(handler.__doc__ or "").strip().split("\n")[0],
+        )
+        registry.add(spec)
+        handler.spec = spec
+        return handler
+
+    return register
+
+
+def _default_name(handler: Any) -> str:
+    """``vad`` for ``functions.vad.handler.handle``; else the handler's own name."""
+    parts = str(handler.__module__).split(".")
+    return parts[-2] if len(parts) > 1 and parts[-1] == "handler" else str(handler.__name__)
+
+
+def discover(package: str = "functions", registry: Registry = REGISTRY) -> Registry:
+    """Import ``<package>.<name>.handler`` for every sub-package that has one."""
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        if info.ispkg and importlib.util.find_spec(f"{package}.{info.name}.handler"):
+            importlib.import_module(f"{package}.{info.name}.handler")
+    return registry
