@@ -8,7 +8,7 @@ KafkaSources and Brokers read the topics unchanged.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,11 +54,14 @@ def to_kafka(event: BaseCloudEvent) -> KafkaRecord:
 
 
 def from_kafka(
-    headers: Sequence[tuple[str, bytes | None]] | None, key: bytes | str | None, value: bytes | None
+    headers: Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None,
+    key: bytes | str | None,
+    value: bytes | None,
 ) -> BaseCloudEvent:
     """Rebuild the CloudEvent from a consumed binary-mode message."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or []
     record = KafkaRecord(
-        headers={name: raw or b"" for name, raw in headers or []},
+        headers={name: raw.encode() if isinstance(raw, str) else raw or b"" for name, raw in pairs},
         key=key,
         value=value or b"",
     )

@@ -1,0 +1,213 @@
+"""The local runner's router: what KafkaSource + Broker + Triggers do in the cluster.
+
+One consumer group per function (``loom.<function>``) over the topics of the types
+it consumes. Each event goes to the handler in-process; what it makes is produced to
+the topics of those types (binary mode, ``acks=all``); a failure is retried with
+exponential backoff, then dead-lettered; poison is dead-lettered at once. Offsets
+are committed only once every output (and dead letter) of a batch is acknowledged,
+so a crash repeats work but never loses it, and deterministic derived ids make the
+repeats harmless downstream. Events of one partition are handled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from loom.catalog import Catalog
+from loom.events import from_kafka, to_kafka
+from loom.kafka import consumer_config, producer_config
+from loom.logging import get_logger
+from loom.runtime.event import Event
+from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
+from loom.runtime.registry import FunctionSpec, Registry
+from loom.settings import LoomSettings
+
+__all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router"]
+
+DEAD_LETTER_TYPE = "system.events.deadletter"
+log = get_logger(__name__)
+
+
+@dataclass
+class FunctionRunner:
+    """Kafka → one function → Kafka, for the local runner (and its tests)."""
+
+    spec: FunctionSpec
+    catalog: Catalog
+    settings: LoomSettings
+    models: Mapping[str, Any] = field(default_factory=dict)
+    max_attempts: int = 5
+    backoff_seconds: float = 0.2
+    batch: int = 100
+    handled: int = 0
+    dead_lettered: int = 0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def group_id(self) -> str:
+        prefix = self.settings.kafka_topic_prefix
+        return f"{prefix + '.' if prefix else ''}loom.{self.spec.name}"
+
+    def topic_of(self, type_: str) -> str:
+        return self.catalog[type_].topic(self.settings.kafka_topic_prefix)
+
+    # ── one message ────────────────────────────────────────────────────────
+    async def _handle(self, message: Message) -> list[Event]:
+        try:
+            event = Event.from_cloudevent(
+                from_kafka(message.headers(), message.key(), message.value())
+            )
+        except Exception as exc:  # noqa: BLE001 - anything undecodable is poison
+            return [
+                self._dead_letter(
+                    None, message, f"not a binary-mode CloudEvent: {exc}", "poison", 1
+                )
+            ]
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await invoke(self.spec, event, catalog=self.catalog,
+                                    settings=self.settings, models=self.models)  # fmt: skip
+            except PoisonEvent as exc:
+                return [self._dead_letter(event, message, str(exc), "poison", attempt)]
+            except (HandlerFailed, BadOutput) as exc:
+                if attempt == self.max_attempts or self.stop_event.is_set():
+                    return [self._dead_letter(event, message, str(exc), "exhausted", attempt)]
+                delay = min(30.0, self.backoff_seconds * 2 ** (attempt - 1))
+                log.warning("router.retry", function=self.spec.name, event_id=event.id,
+                            attempt=attempt, delay=delay, error=str(exc))  # fmt: skip
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _dead_letter(
+        self, event: Event | None, message: Message, reason: str, kind: str, attempts: int
+    ) -> Event:
+        self.dead_lettered += 1
+        (topic, partition), offset = _position(message)
+        where = {"topic": topic, "partition": partition, "offset": offset}
+        if event is not None:
+            attrs = {"id": event.id, "source": event.source, "type": event.type,
+                     "time": event.time.isoformat()}  # fmt: skip
+        else:
+            attrs = {"id": f"{topic}/{partition}/{offset}", "source": "kafka",
+                     "type": "(undecodable)"}  # fmt: skip
+        data = event.data if event is not None else _text(message.value())
+        log.error("router.dead_letter", function=self.spec.name, kind=kind, reason=reason, **where)
+        return Event(
+            type=DEAD_LETTER_TYPE,
+            data={"device_id": event.device_id if event else None,
+                  "timestamp": datetime.now(UTC).isoformat(), "function": self.spec.name,
+                  "reason": reason, "kind": kind, "attempts": attempts, "event": attrs,
+                  "data": data, **where},
+            source=f"/loom/functions/{self.spec.name}",
+            device_id=event.device_id if event else None,
+        )  # fmt: skip
+
+    # ── the loop ───────────────────────────────────────────────────────────
+    def run(self) -> None:
+        """Consume until ``stop_event`` is set; then finish the batch, commit, close."""
+        consumer = Consumer(consumer_config(self.settings, self.group_id, f"loom-{self.spec.name}"))
+        producer = Producer(producer_config(self.settings, f"loom-{self.spec.name}"))
+        consumer.subscribe([self.topic_of(t) for t in self.spec.consumes])
+        loop = asyncio.new_event_loop()
+        log.info("router.started", function=self.spec.name, group=self.group_id)
+        try:
+            while not self.stop_event.is_set():
+                messages = [m for m in consumer.consume(self.batch, timeout=0.5) if _usable(m)]
+                if messages:
+                    self._process(messages, consumer, producer, loop)
+        finally:
+            consumer.close()
+            producer.flush(10)
+            loop.close()
+            log.info("router.stopped", function=self.spec.name, handled=self.handled)
+
+    def _process(self, messages: list[Message], consumer: Consumer, producer: Producer,
+                 loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
+        failed: list[KafkaError] = []
+        for message in messages:
+            for out in loop.run_until_complete(self._handle(message)):
+                record = to_kafka(out.to_cloudevent(self.catalog[out.type].schema_id))
+                producer.produce(
+                    self.topic_of(out.type), record.value, record.key,
+                    headers=list(record.headers.items()),
+                    on_delivery=lambda err, _m: failed.append(err) if err else None,
+                )  # fmt: skip
+                producer.poll(0)
+            self.handled += 1
+        producer.flush(60)
+        if failed or len(producer):
+            # Not committed: rewind to the first message of the batch and do it again.
+            log.error("router.outputs_not_delivered", function=self.spec.name, errors=len(failed))
+            for tp in _first_offsets(messages):
+                consumer.seek(tp)
+            time.sleep(1)
+            return
+        consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+
+
+def _usable(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("router.consume_error", error=error.str())
+    return False
+
+
+def _text(value: bytes | None) -> Any:
+    try:
+        return (value or b"").decode()
+    except UnicodeDecodeError:
+        return f"({len(value or b'')} bytes, not UTF-8)"
+
+
+def _position(m: Message) -> tuple[tuple[str, int], int]:
+    return (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0)
+
+
+def _first_offsets(messages: list[Message]) -> list[TopicPartition]:
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        where, offset = _position(m)
+        first.setdefault(where, offset)
+    return [TopicPartition(t, p, o) for (t, p), o in first.items()]
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    last = dict(_position(m) for m in messages)
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+@dataclass
+class Router:
+    """Every function of ``registry``, each in its own thread; ``stop`` drains them all."""
+
+    registry: Registry
+    catalog: Catalog
+    settings: LoomSettings
+    runners: list[FunctionRunner] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Router:
+        self.registry.check(self.catalog)
+        for spec in self.registry.functions.values():
+            runner = FunctionRunner(spec, self.catalog, self.settings)
+            thread = threading.Thread(target=runner.run, name=f"router-{spec.name}", daemon=True)
+            thread.start()
+            self.runners.append(runner)
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for runner in self.runners:
+            runner.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)

@@ -1,0 +1,89 @@
+"""The local runner's router on a real broker: outputs, retries, dead letters, commits."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import Producer
+
+from loom.catalog import Catalog
+from loom.events import to_kafka
+from loom.kafka import create_topics, producer_config
+from loom.runtime.event import Event
+from loom.runtime.router import DEAD_LETTER_TYPE, FunctionRunner
+from loom.services import LocalServices
+from loom.settings import LoomSettings
+from tests.integration.ingest_helpers import consume_all, data_of
+from tests.loom.runtime.sample import power_echo
+
+TYPES = ["device.state.power.raw", "device.state.power.enriched",
+         "device.state.power.patterns", DEAD_LETTER_TYPE]  # fmt: skip
+
+
+def power(level: float) -> Event:
+    data = {"device_id": "phone-1", "timestamp": "2026-11-25T08:00:00Z",
+            "battery_level": level, "is_charging": True}  # fmt: skip
+    return Event(type="device.state.power.raw", data=data, source="/devices/phone-1",
+                 device_id="phone-1")  # fmt: skip
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_router_delivers_retries_dead_letters_and_commits(
+    services: LocalServices, catalog: Catalog
+) -> None:
+    settings: LoomSettings = services.settings(kafka_topic_prefix=f"rt{uuid.uuid4().hex[:8]}")
+    create_topics(catalog, settings, [catalog[t] for t in TYPES])
+    topic = {t: catalog[t].topic(settings.kafka_topic_prefix) for t in TYPES}
+    producer = Producer(producer_config(settings))
+    for event in (power(40), power(100), power(13), power(150)):
+        record = to_kafka(event.to_cloudevent())
+        producer.produce(topic["device.state.power.raw"], record.value, record.key,
+                         headers=list(record.headers.items()))  # fmt: skip
+    producer.produce(topic["device.state.power.raw"], b"not a cloudevent", b"phone-1")
+    assert producer.flush(30) == 0
+
+    runner = FunctionRunner(power_echo.spec, catalog, settings, max_attempts=3,
+                            backoff_seconds=0.05)  # fmt: skip
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_for("dead letters", lambda: len(consume_all(settings, topic[DEAD_LETTER_TYPE])) == 3)
+        enriched = consume_all(settings, topic["device.state.power.enriched"])
+        assert sorted(data_of(m)["battery_level"] for m in enriched) == [40, 100]
+        (pattern,) = consume_all(settings, topic["device.state.power.patterns"])
+        assert data_of(pattern)["pattern"] == "charging_session"
+        dead = [data_of(m) for m in consume_all(settings, topic[DEAD_LETTER_TYPE])]
+        assert sorted((d["kind"], d["attempts"]) for d in dead) == [
+            ("exhausted", 3), ("poison", 1), ("poison", 1)]  # fmt: skip
+        (exhausted,) = [d for d in dead if d["kind"] == "exhausted"]
+        assert "unlucky battery level" in exhausted["reason"]
+        assert exhausted["data"]["battery_level"] == 13
+        reasons = sorted(
+            data_of(m)["reason"] for m in consume_all(settings, topic[DEAD_LETTER_TYPE])
+        )
+        assert any("battery_level" in r and "schema" in r for r in reasons)
+        assert any("not a binary-mode CloudEvent" in r for r in reasons)
+        assert enriched[0].key() == b"phone-1"
+    finally:
+        runner.stop_event.set()
+        thread.join(30)
+    assert runner.handled == 5
+
+    # committed: a new runner of the same group has nothing left to do
+    again = FunctionRunner(power_echo.spec, catalog, settings)
+    thread = threading.Thread(target=again.run, daemon=True)
+    thread.start()
+    time.sleep(6)
+    again.stop_event.set()
+    thread.join(30)
+    assert again.handled == 0
+    assert len(consume_all(settings, topic["device.state.power.enriched"])) == 2
