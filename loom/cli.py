@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -129,6 +130,44 @@ def serve(
     from loom.serving import serve_app
 
     serve_app(function, host=host, port=port)
+
+
+@app.command("replay")
+def replay_cmd(
+    topic: Annotated[str, typer.Option(help="Topic to read.")],
+    start: Annotated[
+        datetime, typer.Option("--from", help="First timestamp (ISO 8601, UTC if no offset).")
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="End timestamp, not included.")],
+    to_function: Annotated[
+        str | None, typer.Option(help="Deliver to this function, in-process.")
+    ] = None,
+    to_url: Annotated[
+        str | None, typer.Option(help="POST binary-mode CloudEvents to this URL.")
+    ] = None,
+    to_topic: Annotated[str | None, typer.Option(help="Copy the records to this topic.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Most events per second.")] = None,
+) -> None:
+    """Re-deliver a time range of a topic to a function, a URL or a topic."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from loom.runtime.registry import discover
+    from loom.runtime.replay import replay
+
+    settings = load_settings(LoomSettings)
+    spec = discover()[to_function] if to_function else None
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
+        task = bar.add_task(f"replaying {topic}", total=None)
+        result = replay(
+            settings, _catalog(None), topic=topic, start=start, end=end, to_function=spec,
+            to_url=to_url, to_topic=to_topic, rate=rate,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print(f"{result.delivered} delivered, {result.failed} failed in {result.seconds:.1f}s")
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command("admin-token")

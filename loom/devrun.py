@@ -34,6 +34,8 @@ def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) 
 
     from loom.db import migrate
     from loom.kafka import create_topics
+    from loom.runtime.registry import discover
+    from loom.runtime.router import Router
     from loom.services import KafkaServer, LocalServices, PostgresServer
     from loom.serving import SERVICES, uvicorn_config
 
@@ -73,9 +75,16 @@ def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) 
             console.print(f"  admin token: {token}   ({note} {data_dir / 'admin-token'})",
                           highlight=False)  # fmt: skip
         console.print(f"  `source {data_dir / 'env'}` points other shells here.  Ctrl-C stops.")
+        router = Router(discover(), catalog, settings).start()
+        names = ", ".join(r.spec.name for r in router.runners) or "none registered yet"
+        console.print(f"  functions:   {names}", highlight=False)
         config = uvicorn_config(SERVICES["ingest"], host=settings.host, port=settings.port,
                                 log_level="warning")  # fmt: skip
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            with console.status("draining functions…"):
+                router.stop()
     finally:
         with console.status("stopping…"):
             services.stop()

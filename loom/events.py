@@ -16,7 +16,14 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 
-__all__ = ["CloudEvent", "KafkaRecord", "from_kafka", "make_event", "to_kafka"]
+__all__ = [
+    "CloudEvent",
+    "KafkaRecord",
+    "from_kafka",
+    "make_event",
+    "to_http_binary",
+    "to_kafka",
+]
 
 PARTITION_KEY = "partitionkey"
 
@@ -66,3 +73,13 @@ def from_kafka(
         value=value or b"",
     )
     return ce_kafka.from_binary_event(record)
+
+
+def to_http_binary(event: BaseCloudEvent) -> tuple[dict[str, str], bytes]:
+    """HTTP binary mode: ``ce-*`` headers (and content-type), data as the body."""
+    record = to_kafka(event)
+    headers = {
+        name if name == "content-type" else "ce-" + name.removeprefix("ce_"): value.decode()
+        for name, value in record.headers.items()
+    }
+    return headers, record.value

@@ -35,7 +35,7 @@ from starlette.routing import Route
 from loom import cehttp
 from loom.catalog import Catalog
 from loom.errors import LoomError, MalformedEvent
-from loom.events import to_kafka
+from loom.events import to_http_binary
 from loom.runtime.event import Event
 from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
 from loom.runtime.registry import FunctionSpec
@@ -56,12 +56,7 @@ def _problem(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
 
 def _binary(event: Event, catalog: Catalog) -> tuple[dict[str, str], bytes]:
     """HTTP binary mode of ``event``: ``ce-*`` headers and the JSON data as body."""
-    record = to_kafka(event.to_cloudevent(catalog[event.type].schema_id))
-    headers = {
-        ("content-type" if k == "content-type" else "ce-" + k.removeprefix("ce_")): v.decode()
-        for k, v in record.headers.items()
-    }
-    return headers, record.value
+    return to_http_binary(event.to_cloudevent(catalog[event.type].schema_id))
 
 
 def create_function_app(
