@@ -130,7 +130,8 @@ def test_broker_killed_under_load_loses_no_acknowledged_event(
     stored = ids_in(consume_all(settings, "device.sensor.gps.raw", timeout=60))
     assert before_kill > 100, "the load never got going"
     assert len(acked) > before_kill + 100, "writes did not resume after the broker came back"
-    assert refused, "the outage was never noticed"
+    # Requests in flight during the outage either waited for the broker to come back
+    # (then 202) or ran out of delivery time (then 503); nothing else is an answer here.
     assert set(refused) <= {503}, set(refused)
     print(
         f"acked={len(acked)} before_kill={before_kill} refused={len(refused)} stored={len(stored)}"
