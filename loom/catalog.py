@@ -191,17 +191,19 @@ class Catalog:
         }
 
     @cached_property
-    def _fast_checks(self) -> dict[str, Callable[[Any], bool]]:
-        checks = {}
-        for t in self:
-            check = compile_fast_check(self.bundled_schema(t.type))
-            if check is not None:
-                checks[t.type] = check
-        return checks
+    def _fast_checks(self) -> dict[str, Callable[[Any], bool] | None]:
+        return {}  # filled per type on first use: a function needs only its own types
+
+    def _fast_check(self, name: str) -> Callable[[Any], bool] | None:
+        if name not in self._fast_checks:
+            self._fast_checks[name] = compile_fast_check(self.bundled_schema(name))
+        return self._fast_checks[name]
 
     def warm(self) -> None:
         """Compile every validator now (about half a second) instead of on first use."""
-        _ = self._fast_checks, self._validators
+        for t in self:
+            self._fast_check(t.type)
+        _ = self._validators
 
     def is_valid(self, name: str, data: Any) -> bool:
         """Whether ``data`` is valid for ``name``; the fast path of :meth:`violations`."""
@@ -214,7 +216,7 @@ class Catalog:
         anything it rejects goes through jsonschema, which decides and names each
         problem. So the compiled check can only speed up "valid", never decide "invalid".
         """
-        fast = self._fast_checks.get(name)
+        fast = self._fast_check(self[name].type)
         if fast is not None and fast(data):
             return []
         validator = self._validators[self[name].type]

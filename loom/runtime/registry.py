@@ -7,10 +7,11 @@ records what it consumes and produces. The registry of functions is the graph.
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import os
 import pkgutil
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loom.catalog import Catalog
@@ -118,9 +119,13 @@ def _default_name(handler: Any) -> str:
 
 
 def discover(package: str = "functions", registry: Registry = REGISTRY) -> Registry:
-    """Import ``<package>.<name>.handler`` for every sub-package that has one."""
+    """Import ``<package>.<name>.handler`` for every sub-package that has one, and every
+    module named in ``LOOM_FUNCTION_MODULES`` (comma-separated; functions kept elsewhere)."""
     root = importlib.import_module(package)
     for info in pkgutil.iter_modules(root.__path__):
-        if info.ispkg and importlib.util.find_spec(f"{package}.{info.name}.handler"):
+        # Looked up on disk: importing each package to ask would import every service.
+        if info.ispkg and any((Path(p) / info.name / "handler.py").exists() for p in root.__path__):
             importlib.import_module(f"{package}.{info.name}.handler")
+    for module in filter(None, os.environ.get("LOOM_FUNCTION_MODULES", "").split(",")):
+        importlib.import_module(module.strip())
     return registry
