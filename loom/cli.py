@@ -170,6 +170,33 @@ def replay_cmd(
         raise typer.Exit(1)
 
 
+@app.command("manifests")
+def manifests_cmd(
+    out: Annotated[Path, typer.Option(help="Repository root to write into.")] = Path("."),
+    check: Annotated[bool, typer.Option(help="Only report drift; exit 1 if any.")] = False,
+) -> None:
+    """Generate knative/, eventing/ and kserve/ from the registry and the catalog."""
+    from loom.manifests import ManifestOptions, generate, render, write
+    from loom.runtime.registry import discover
+
+    files = generate(_catalog(None), discover(), ManifestOptions())
+    if check:
+        stale = [
+            rel
+            for rel, objs in files.items()
+            if not (out / rel).exists() or (out / rel).read_text() != render(objs)
+        ]
+        for rel in stale:
+            err_console.print(f"[red]stale:[/] {rel}", highlight=False)
+        if stale:
+            err_console.print("run `loom manifests` and commit the result")
+            raise typer.Exit(1)
+        console.print(f"{len(files)} manifest files are up to date")
+        return
+    changed = write(out, files)
+    console.print(f"{len(files)} manifest files, {len(changed)} changed")
+
+
 @app.command("admin-token")
 def admin_token(
     label: Annotated[str, typer.Option(help="A note on who holds the token.")] = "admin",
