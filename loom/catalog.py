@@ -34,6 +34,7 @@ __all__ = [
     "compile_fast_check",
     "default_catalog",
     "default_schemas_dir",
+    "describe",
     "load_catalog",
 ]
 
@@ -129,6 +130,13 @@ class Violation:
     pointer: str
     path: str
     message: str
+
+
+def describe(violations: list[Violation]) -> str:
+    """The first problem, where it is: ``'/latitude': 91 is greater than …``."""
+    first = violations[0]
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    return f"'{first.pointer or '/'}': {first.message}{more}"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from loom.catalog import Catalog
+from loom.catalog import Catalog, describe
 from loom.errors import LoomError
 from loom.logging import get_logger
 from loom.runtime.context import Context
@@ -57,8 +57,7 @@ async def invoke(
     violations = catalog.violations(event.type, event.data)
     if violations:
         raise PoisonEvent(
-            f"{event.type} data breaks its schema at '{violations[0].pointer or '/'}': "
-            f"{violations[0].message}",
+            f"{event.type} data breaks its schema at {describe(violations)}",
             [{"pointer": v.pointer, "message": v.message} for v in violations],
         )
     log = get_logger(f"loom.function.{spec.name}", function=spec.name, event_id=event.id,
@@ -79,10 +78,7 @@ async def invoke(
             raise BadOutput(f"function {spec.name!r} made {out.type!r}, which it does not declare")
         bad = catalog.violations(out.type, out.data)
         if bad:
-            raise BadOutput(
-                f"function {spec.name!r} made an invalid {out.type}: "
-                f"'{bad[0].pointer or '/'}': {bad[0].message}"
-            )
+            raise BadOutput(f"function {spec.name!r} made an invalid {out.type}: {describe(bad)}")
     log.debug("function.handled", made=len(made), seconds=time.perf_counter() - started)
     return made
 
