@@ -120,17 +120,20 @@ class IngestState:
         except KafkaUnavailable as exc:
             results = [exc] * len(accepted)
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        debug = self.settings.log_level == "DEBUG"
         for event, error in zip(accepted, results, strict=True):
-            fields = {"event_id": event.id, "device_id": event.device_id, "type": event.type.type}
             if error is None:
                 self.metrics.kafka_sent.labels(event.record.topic).inc()
                 self.metrics.events.labels(event.type.type, "accepted").inc()
                 if event.device_id is not None:
                     self.activity.seen(event.device_id)
-                log.debug("ingest.accepted", topic=event.record.topic, **fields)
+                if debug:  # one line per event only when asked for: this is the hot path
+                    log.debug("ingest.accepted", event_id=event.id, device_id=event.device_id,
+                              type=event.type.type, topic=event.record.topic)  # fmt: skip
             else:
                 self.metrics.events.labels(event.type.type, "unavailable").inc()
-                log.warning("ingest.not_stored", error=str(error), **fields)
+                log.warning("ingest.not_stored", event_id=event.id, device_id=event.device_id,
+                            type=event.type.type, error=str(error))  # fmt: skip
         return [self._answerable(e) for e in results]
 
     def _answerable(self, error: Exception | None) -> Exception | None:
