@@ -16,16 +16,27 @@ from loom.errors import ServiceError
 __all__ = ["free_port", "log_tail", "stop_process", "wait_until"]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
-    """``preferred`` if nothing listens on it on ``host``, else any free TCP port."""
-    for port in (preferred, 0) if preferred else (0,):
+    """``preferred`` if nothing listens on it on ``host``, else any free TCP port.
+
+    A port is only free until someone binds it, and the kernel may offer a just-closed
+    port again: so this process never hands out the same port twice.
+    """
+    candidates = [preferred] if preferred else []
+    for port in [*candidates, *([0] * 20)]:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return int(sock.getsockname()[1])
+            found = int(sock.getsockname()[1])
+        if found not in _HANDED_OUT:
+            _HANDED_OUT.add(found)
+            return found
     raise ServiceError(f"no free TCP port on {host}")
 
 
