@@ -128,3 +128,27 @@ def assert_problem(answer: Any, status: int, *phrases: str) -> dict[str, Any]:
     for phrase in phrases:
         assert phrase in body["detail"], body
     return body
+
+
+def post_structured(client: TestClient, token: str, event: Any, path: str = "/") -> Any:
+    """POST one structured-mode CloudEvent with a device's token."""
+    return client.post(
+        path,
+        content=json.dumps(event),
+        headers={
+            "authorization": f"Bearer {token}",
+            "content-type": "application/cloudevents+json",
+        },
+    )
+
+
+def post_batch(client: TestClient, token: str, events: Any, path: str = "/") -> Any:
+    """POST a batched-mode body (any JSON, to test bad ones too) with a device's token."""
+    return client.post(
+        path,
+        content=json.dumps(events),
+        headers={
+            "authorization": f"Bearer {token}",
+            "content-type": "application/cloudevents-batch+json",
+        },
+    )

@@ -18,6 +18,8 @@ from tests.integration.ingest_helpers import (
     data_of,
     gps,
     ids_in,
+    post_batch,
+    post_structured,
     register,
 )
 
@@ -54,14 +56,7 @@ def test_structured_mode_and_the_events_alias(
         "type": "device.health.heartrate.raw",
         "data": {"device_id": device["device_id"], "timestamp": "2026-11-25T08:00:00Z", "bpm": 64},
     }
-    answer = client.post(
-        "/events",
-        content=json.dumps(event),
-        headers={
-            "authorization": f"Bearer {device['token']}",
-            "content-type": "application/cloudevents+json",
-        },
-    )
+    answer = post_structured(client, device["token"], event, path="/events")
     assert answer.status_code == 202, answer.text
     assert event["id"] in ids_in(consume_all(settings, "device.health.heartrate.raw"))
 
@@ -83,14 +78,7 @@ def test_batch_reports_each_event_and_stores_only_the_good_ones(
     no_id = {k: v for k, v in good[0].items() if k != "id"}
     duplicate = dict(good[1])
     batch = [good[0], bad_schema, good[1], no_id, good[2], duplicate]
-    answer = client.post(
-        "/",
-        content=json.dumps(batch),
-        headers={
-            "authorization": f"Bearer {device['token']}",
-            "content-type": "application/cloudevents-batch+json",
-        },
-    )
+    answer = post_batch(client, device["token"], batch)
     assert answer.status_code == 207, answer.text
     body = answer.json()
     assert (body["accepted"], body["rejected"]) == (3, 3)
@@ -117,14 +105,7 @@ def test_all_good_batch_is_202(client: TestClient, device: dict[str, Any]) -> No
         }
         for _ in range(100)
     ]
-    answer = client.post(
-        "/",
-        content=json.dumps(batch),
-        headers={
-            "authorization": f"Bearer {device['token']}",
-            "content-type": "application/cloudevents-batch+json",
-        },
-    )
+    answer = post_batch(client, device["token"], batch)
     assert answer.status_code == 202
     assert answer.json()["accepted"] == 100
 
@@ -279,14 +260,7 @@ def test_oversized_attributes_are_413(client: TestClient, device: dict[str, Any]
         "big": "A" * 20_000,
         "data": gps(device["device_id"]),
     }
-    answer = client.post(
-        "/",
-        content=json.dumps(event),
-        headers={
-            "authorization": f"Bearer {device['token']}",
-            "content-type": "application/cloudevents+json",
-        },
-    )
+    answer = post_structured(client, device["token"], event)
     assert_problem(answer, 413, "attributes take")
 
 
@@ -325,14 +299,7 @@ def test_unknown_types_do_not_become_metric_labels(
         }
         for i in range(5)
     ]
-    client.post(
-        "/",
-        content=json.dumps(batch),
-        headers={
-            "authorization": f"Bearer {device['token']}",
-            "content-type": "application/cloudevents-batch+json",
-        },
-    )
+    post_batch(client, device["token"], batch)
     assert "made.up.type" not in client.get("/metrics").text
 
 
