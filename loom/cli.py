@@ -216,16 +216,26 @@ def dev(
         Path, typer.Option(envvar="LOOM_DATA_DIR", help="Where local services keep their data.")
     ] = Path(".loom"),
     fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
+    function_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=URL: deliver to a `loom serve NAME` process instead of in-process."
+        ),
+    ] = None,
     catalog_dir: CatalogDir = None,
 ) -> None:
-    """Start Kafka and PostgreSQL locally, create the topics, serve ingest until Ctrl-C.
+    """Start Kafka and PostgreSQL locally, create the topics, serve ingest and run the
+    functions until Ctrl-C.
 
     Set LOOM_KAFKA_BOOTSTRAP_SERVERS or LOOM_DATABASE_URL to use an external
     service instead of starting one.
     """
     from loom.devrun import run_dev
 
-    run_dev(data_dir, fresh=fresh, catalog=_catalog(catalog_dir), console=console)
+    urls = dict(item.split("=", 1) for item in function_url or [] if "=" in item)
+    if len(urls) != len(function_url or []):
+        raise LoomError("--function-url takes NAME=URL")
+    run_dev(data_dir, fresh=fresh, catalog=_catalog(catalog_dir), console=console, urls=urls)
 
 
 def main() -> None:

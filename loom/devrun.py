@@ -29,7 +29,14 @@ def _admin_token(data_dir: Path, database_url: str) -> tuple[str | None, bool]:
     return token, True
 
 
-def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) -> None:
+def run_dev(
+    data_dir: Path,
+    *,
+    fresh: bool,
+    catalog: Catalog,
+    console: Console,
+    urls: dict[str, str] | None = None,
+) -> None:
     import uvicorn
 
     from loom.db import migrate
@@ -75,7 +82,7 @@ def run_dev(data_dir: Path, *, fresh: bool, catalog: Catalog, console: Console) 
             console.print(f"  admin token: {token}   ({note} {data_dir / 'admin-token'})",
                           highlight=False)  # fmt: skip
         console.print(f"  `source {data_dir / 'env'}` points other shells here.  Ctrl-C stops.")
-        router = Router(discover(), catalog, settings).start()
+        router = Router(discover(), catalog, settings, urls=urls or {}).start()
         names = ", ".join(r.spec.name for r in router.runners) or "none registered yet"
         console.print(f"  functions:   {names}", highlight=False)
         config = uvicorn_config(SERVICES["ingest"], host=settings.host, port=settings.port,

@@ -22,7 +22,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from loom.catalog import Catalog
-from loom.events import from_kafka, to_kafka
+from loom.cehttp import parse_binary as from_http
+from loom.events import from_kafka, to_http_binary, to_kafka
 from loom.kafka import consumer_config, producer_config
 from loom.logging import get_logger
 from loom.runtime.event import Event
@@ -47,9 +48,33 @@ class FunctionRunner:
     max_attempts: int = 5
     backoff_seconds: float = 0.2
     batch: int = 100
+    url: str | None = None
     handled: int = 0
     dead_lettered: int = 0
     stop_event: threading.Event = field(default_factory=threading.Event)
+    _client: Any = field(default=None, repr=False)
+
+    async def _call(self, event: Event) -> list[Event]:
+        """The handler in-process, or the function's ``loom serve`` process over HTTP."""
+        if self.url is None:
+            return await invoke(self.spec, event, catalog=self.catalog, settings=self.settings,
+                                models=self.models)  # fmt: skip
+        import httpx
+
+        self._client = self._client or httpx.AsyncClient(timeout=60)
+        headers, body = to_http_binary(event.to_cloudevent(self.catalog[event.type].schema_id))
+        try:
+            answer = await self._client.post(self.url, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            raise HandlerFailed(f"{self.url} unreachable: {exc}") from exc
+        if answer.status_code in (400, 404, 409, 413, 415, 422):
+            raise PoisonEvent(f"{self.url} refused the event: {answer.text[:300]}")
+        if answer.status_code >= 300:
+            raise HandlerFailed(f"{self.url} answered {answer.status_code}: {answer.text[:300]}")
+        if answer.status_code == 202 or "ce-type" not in answer.headers:
+            return []
+        reply = from_http(dict(answer.headers), answer.content)
+        return [Event.from_cloudevent(reply)]
 
     @property
     def group_id(self) -> str:
@@ -73,8 +98,7 @@ class FunctionRunner:
             ]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await invoke(self.spec, event, catalog=self.catalog,
-                                    settings=self.settings, models=self.models)  # fmt: skip
+                return await self._call(event)
             except PoisonEvent as exc:
                 return [self._dead_letter(event, message, str(exc), "poison", attempt)]
             except (HandlerFailed, BadOutput) as exc:
@@ -126,6 +150,8 @@ class FunctionRunner:
         finally:
             consumer.close()
             producer.flush(10)
+            if self._client is not None:
+                loop.run_until_complete(self._client.aclose())
             loop.close()
             log.info("router.stopped", function=self.spec.name, handled=self.handled)
 
@@ -193,13 +219,14 @@ class Router:
     registry: Registry
     catalog: Catalog
     settings: LoomSettings
+    urls: Mapping[str, str] = field(default_factory=dict)  # function -> its `loom serve` URL
     runners: list[FunctionRunner] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> Router:
         self.registry.check(self.catalog)
         for spec in self.registry.functions.values():
-            runner = FunctionRunner(spec, self.catalog, self.settings)
+            runner = FunctionRunner(spec, self.catalog, self.settings, url=self.urls.get(spec.name))
             thread = threading.Thread(target=runner.run, name=f"router-{spec.name}", daemon=True)
             thread.start()
             self.runners.append(runner)

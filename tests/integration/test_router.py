@@ -19,15 +19,24 @@ from loom.settings import LoomSettings
 from tests.integration.ingest_helpers import consume_all, data_of
 from tests.loom.runtime.sample import power_echo
 
-TYPES = ["device.state.power.raw", "device.state.power.enriched",
-         "device.state.power.patterns", DEAD_LETTER_TYPE]  # fmt: skip
+TYPES = [
+    "device.state.power.raw",
+    "device.state.power.enriched",
+    "device.state.power.patterns",
+    DEAD_LETTER_TYPE,
+]
 
 
 def power(level: float) -> Event:
-    data = {"device_id": "phone-1", "timestamp": "2026-11-25T08:00:00Z",
-            "battery_level": level, "is_charging": True}  # fmt: skip
-    return Event(type="device.state.power.raw", data=data, source="/devices/phone-1",
-                 device_id="phone-1")  # fmt: skip
+    data = {
+        "device_id": "phone-1",
+        "timestamp": "2026-11-25T08:00:00Z",
+        "battery_level": level,
+        "is_charging": True,
+    }
+    return Event(
+        type="device.state.power.raw", data=data, source="/devices/phone-1", device_id="phone-1"
+    )
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
@@ -46,13 +55,18 @@ def test_router_delivers_retries_dead_letters_and_commits(
     producer = Producer(producer_config(settings))
     for event in (power(40), power(100), power(13), power(150)):
         record = to_kafka(event.to_cloudevent())
-        producer.produce(topic["device.state.power.raw"], record.value, record.key,
-                         headers=list(record.headers.items()))  # fmt: skip
+        producer.produce(
+            topic["device.state.power.raw"],
+            record.value,
+            record.key,
+            headers=list(record.headers.items()),
+        )
     producer.produce(topic["device.state.power.raw"], b"not a cloudevent", b"phone-1")
     assert producer.flush(30) == 0
 
-    runner = FunctionRunner(power_echo.spec, catalog, settings, max_attempts=3,
-                            backoff_seconds=0.05)  # fmt: skip
+    runner = FunctionRunner(
+        power_echo.spec, catalog, settings, max_attempts=3, backoff_seconds=0.05
+    )
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     try:
@@ -63,7 +77,10 @@ def test_router_delivers_retries_dead_letters_and_commits(
         assert data_of(pattern)["pattern"] == "charging_session"
         dead = [data_of(m) for m in consume_all(settings, topic[DEAD_LETTER_TYPE])]
         assert sorted((d["kind"], d["attempts"]) for d in dead) == [
-            ("exhausted", 3), ("poison", 1), ("poison", 1)]  # fmt: skip
+            ("exhausted", 3),
+            ("poison", 1),
+            ("poison", 1),
+        ]
         (exhausted,) = [d for d in dead if d["kind"] == "exhausted"]
         assert "unlucky battery level" in exhausted["reason"]
         assert exhausted["data"]["battery_level"] == 13
@@ -87,3 +104,56 @@ def test_router_delivers_retries_dead_letters_and_commits(
     thread.join(30)
     assert again.handled == 0
     assert len(consume_all(settings, topic["device.state.power.enriched"])) == 2
+
+
+def test_router_delivers_over_http_to_a_served_function(
+    services: LocalServices, catalog: Catalog
+) -> None:
+    import uvicorn
+
+    from loom.runtime.http import create_function_app
+    from loom.services._process import free_port
+
+    settings: LoomSettings = services.settings(kafka_topic_prefix=f"rh{uuid.uuid4().hex[:8]}")
+    create_topics(catalog, settings, [catalog[t] for t in TYPES])
+    topic = {t: catalog[t].topic(settings.kafka_topic_prefix) for t in TYPES}
+    port = free_port()
+    app = create_function_app(power_echo.spec, catalog=catalog, settings=settings, sink="")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    producer = Producer(producer_config(settings))
+    for event in (power(40), power(55), power(150), power(13)):
+        record = to_kafka(event.to_cloudevent())
+        producer.produce(
+            topic["device.state.power.raw"],
+            record.value,
+            record.key,
+            headers=list(record.headers.items()),
+        )
+    assert producer.flush(30) == 0
+    runner = FunctionRunner(
+        power_echo.spec,
+        catalog,
+        settings,
+        max_attempts=2,
+        backoff_seconds=0.05,
+        url=f"http://127.0.0.1:{port}/",
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_for("dead letters", lambda: len(consume_all(settings, topic[DEAD_LETTER_TYPE])) == 2)
+        enriched = consume_all(settings, topic["device.state.power.enriched"])
+        assert sorted(data_of(m)["battery_level"] for m in enriched) == [40, 55]
+        assert {dict(m.headers())["ce_source"] for m in enriched} == {b"/loom/functions/power-echo"}
+        dead = sorted(
+            (data_of(m)["kind"], data_of(m)["attempts"])
+            for m in consume_all(settings, topic[DEAD_LETTER_TYPE])
+        )
+        assert dead == [("exhausted", 2), ("poison", 1)]
+    finally:
+        runner.stop_event.set()
+        thread.join(30)
+        server.should_exit = True
+        serving.join(10)
