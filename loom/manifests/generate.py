@@ -36,6 +36,7 @@ __all__ = ["ManifestOptions", "check_graph", "generate", "render", "write"]
 
 DEAD_LETTER = "system.events.deadletter"
 SERVING = "serving.knative.dev/v1"
+PORT = 8080  # what `loom serve` listens on in a container (LOOM_PORT)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,11 @@ def _sink_ref(name: str) -> Destination:
     )
 
 
-def _container(args: list[str], o: ManifestOptions, *, cpu: str, memory: str) -> Container:
+def _container(
+    name: str, args: list[str], o: ManifestOptions, *, cpu: str, memory: str
+) -> Container:
     env = [
+        EnvVar(name="LOOM_PORT", value=str(PORT)),
         EnvVar(name="LOOM_KAFKA_BOOTSTRAP_SERVERS", value=o.bootstrap_servers),
         EnvVar(name="LOOM_KAFKA_DEFAULT_PARTITIONS", value=str(o.default_partitions)),
         EnvVar(name="LOOM_KAFKA_DEFAULT_REPLICATION_FACTOR", value=str(o.replication_factor)),
@@ -102,16 +106,17 @@ def _container(args: list[str], o: ManifestOptions, *, cpu: str, memory: str) ->
             valueFrom={"secretKeyRef": {"name": o.database_secret, "key": "url"}},
         ),
     ]
-    probe = {"httpGet": {"path": "/readyz"}, "periodSeconds": 5}
+    probe = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 5}
     return _obj(
         Container,
+        name=name,
         image=o.image,
         args=args,
         env=env,
-        ports=[{"containerPort": 8080}],
+        ports=[{"containerPort": PORT, "name": "http1"}],
         resources={"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         readinessProbe=Probe.model_validate(probe),
-        livenessProbe=Probe.model_validate({"httpGet": {"path": "/healthz"}}),
+        livenessProbe=Probe.model_validate({"httpGet": {"path": "/healthz", "port": PORT}}),
     )
 
 
@@ -132,7 +137,7 @@ def _knative(
                 "spec": {
                     "containerConcurrency": concurrency * 2,
                     "timeoutSeconds": 300,
-                    "containers": [_container(args, o, cpu="250m", memory="256Mi")],
+                    "containers": [_container("loom", args, o, cpu="250m", memory="256Mi")],
                 },
             }
         },
@@ -318,7 +323,9 @@ def generate(catalog: Catalog, registry: Registry, o: ManifestOptions) -> dict[s
             spec={
                 "supportedModelFormats": [{"name": "loom", "version": "1"}],
                 "protocolVersions": ["v2"],
-                "containers": [_container(["serve-model"], o, cpu="1", memory="4Gi")],
+                "containers": [
+                    _container("kserve-container", ["serve-model"], o, cpu="1", memory="4Gi")
+                ],
             },
         )
     )

@@ -112,3 +112,40 @@ def test_models_refuse_unknown_fields() -> None:
     trigger["spec"]["filters"] = trigger["spec"].pop("filter")
     with pytest.raises(ValidationError, match="filters"):
         Trigger.model_validate(trigger)
+
+
+def _kubernetes_container_validator() -> Any:
+    """Kubernetes' own strict JSON Schema of a Container (from kubernetes-validate)."""
+    import json
+
+    import kubernetes_validate
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    strict = sorted(
+        root.glob("v*-local-strict"),
+        key=lambda p: [int(x) for x in p.name[1:].split("-")[0].split(".")],
+    )[-1]
+    definitions = json.loads((strict / "_definitions.json").read_text())
+    container = json.loads((strict / "container-v1.json").read_text())
+    registry = Registry().with_resource(
+        "https://kubernetes.io/api/_definitions.json", Resource.from_contents(definitions)
+    )
+    return Draft202012Validator(container, registry=registry)
+
+
+def test_embedded_containers_are_valid_kubernetes_containers() -> None:
+    validator = _kubernetes_container_validator()
+    files = generate(default_catalog(), sample, ManifestOptions())
+    containers = []
+    for rel in ("knative/ingest.yaml", "knative/power-echo.yaml", "kserve/runtime.yaml"):
+        for doc in _docs(files, rel):
+            spec = doc["spec"]["template"]["spec"] if doc["kind"] == "Service" else doc["spec"]
+            containers += spec["containers"]
+    assert len(containers) == 3
+    for container in containers:
+        errors = [e.message for e in validator.iter_errors(container)]
+        assert errors == [], errors
+    broken = {**containers[0], "imagePullPolicyy": "Always"}
+    assert any("imagePullPolicyy" in e.message for e in validator.iter_errors(broken))
