@@ -177,9 +177,10 @@ def manifests_cmd(
 ) -> None:
     """Generate knative/, eventing/ and kserve/ from the registry and the catalog."""
     from loom.manifests import ManifestOptions, generate, render, write
+    from loom.runtime.models import discover_models
     from loom.runtime.registry import discover
 
-    files = generate(_catalog(None), discover(), ManifestOptions())
+    files = generate(_catalog(None), discover(), ManifestOptions(), discover_models())
     if check:
         stale = [
             rel

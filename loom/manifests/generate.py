@@ -19,6 +19,7 @@ from loom.manifests.models import (
     Delivery,
     Destination,
     EnvVar,
+    InferenceService,
     KafkaSink,
     KafkaSource,
     KafkaTopic,
@@ -30,6 +31,7 @@ from loom.manifests.models import (
     Strict,
     Trigger,
 )
+from loom.runtime.models import ModelRegistry
 from loom.runtime.registry import GraphError, Registry
 
 __all__ = ["ManifestOptions", "check_graph", "generate", "render", "write"]
@@ -183,7 +185,12 @@ def check_graph(registry: Registry, catalog: Catalog) -> None:
             )
 
 
-def generate(catalog: Catalog, registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]:
+def generate(
+    catalog: Catalog,
+    registry: Registry,
+    o: ManifestOptions,
+    models: ModelRegistry | None = None,
+) -> dict[str, list[Strict]]:
     """Every object, keyed by the file it goes in (relative to the repository root)."""
     check_graph(registry, catalog)
     out: dict[str, list[Strict]] = defaultdict(list)
@@ -329,6 +336,38 @@ def generate(catalog: Catalog, registry: Registry, o: ManifestOptions) -> dict[s
             },
         )
     )
+    for m in sorted((models or ModelRegistry()).models.values(), key=lambda m: m.name):
+        resources = {
+            "requests": {"cpu": "1", "memory": m.memory},
+            "limits": {"memory": m.memory},
+        }
+        if m.gpu:
+            resources["limits"]["nvidia.com/gpu"] = "1"
+        out[f"kserve/{m.name}.yaml"].append(
+            _obj(
+                InferenceService,
+                metadata=_meta(
+                    slug(m.name),
+                    o,
+                    **{
+                        "serving.kserve.io/deploymentMode": "Serverless",
+                        "loom.dev/storage-uri-setting": m.storage_uri_env,
+                    },
+                ),
+                spec={
+                    "predictor": {
+                        "minReplicas": 0,
+                        "maxReplicas": m.max_replicas,
+                        "model": {
+                            "modelFormat": {"name": "loom"},
+                            "runtime": "loom-python",
+                            "storageUri": m.default_storage_uri,
+                            "resources": resources,
+                        },
+                    }
+                },
+            )
+        )
     return dict(out)
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from loom.catalog import default_catalog
 from loom.manifests import ManifestOptions, check_graph, generate, render
 from loom.manifests.models import Trigger
+from loom.runtime.models import ModelRegistry, discover_models, model
 from loom.runtime.registry import GraphError, Registry, discover, function
 from tests.loom.runtime.sample import registry as sample
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_checked_in_manifests_match_the_generator() -> None:
-    files = generate(default_catalog(), discover(), ManifestOptions())
+    files = generate(default_catalog(), discover(), ManifestOptions(), discover_models())
     for rel, objects in files.items():
         assert (ROOT / rel).read_text() == render(objects), (
             f"{rel} is stale: run `uv run loom manifests` and commit"
@@ -149,3 +150,25 @@ def test_embedded_containers_are_valid_kubernetes_containers() -> None:
         assert errors == [], errors
     broken = {**containers[0], "imagePullPolicyy": "Always"}
     assert any("imagePullPolicyy" in e.message for e in validator.iter_errors(broken))
+
+
+def test_an_inference_service_per_model() -> None:
+    models = ModelRegistry()
+
+    @model(
+        name="stt",
+        storage_uri_env="LOOM_STT_STORAGE_URI",
+        default_storage_uri="hf://kyutai/stt-1b-en_fr",
+        registry=models,
+    )
+    class SpeechToText:
+        """Speech to text (Kyutai STT through moshi)."""
+
+    files = generate(default_catalog(), sample, ManifestOptions(), models)
+    (isvc,) = _docs(files, "kserve/stt.yaml")
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["minReplicas"] == 0
+    assert predictor["model"]["storageUri"] == "hf://kyutai/stt-1b-en_fr"
+    assert predictor["model"]["runtime"] == "loom-python"
+    assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert isvc["metadata"]["annotations"]["loom.dev/storage-uri-setting"] == "LOOM_STT_STORAGE_URI"
