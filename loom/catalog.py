@@ -26,6 +26,7 @@ from referencing.exceptions import Unresolvable
 from loom.errors import CatalogError, UnknownEventTypeError
 
 __all__ = [
+    "DEAD_LETTER_TYPE",
     "SCHEMA_ID_BASE",
     "Catalog",
     "EventType",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 SCHEMA_ID_BASE = "https://schemas.loom.dev/"
+# The type every host sends what it gave up on to (an entry of catalog.yaml like any other).
+DEAD_LETTER_TYPE = "system.events.deadletter"
 _RETENTION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[dh])$")
 _TYPE_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,5}$"
 _TABLE_NAME = r"^[a-z][a-z0-9_]{0,62}$"

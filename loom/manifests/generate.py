@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from loom.catalog import Catalog
+from loom.catalog import DEAD_LETTER_TYPE, Catalog
 from loom.manifests.models import (
     Broker,
     ConfigMap,
@@ -36,7 +36,6 @@ from loom.runtime.registry import GraphError, Registry
 
 __all__ = ["ManifestOptions", "check_graph", "generate", "render", "write"]
 
-DEAD_LETTER = "system.events.deadletter"
 SERVING = "serving.knative.dev/v1"
 PORT = 8080  # what `loom serve` listens on in a container (LOOM_PORT)
 
@@ -246,7 +245,10 @@ def generate(
         _obj(
             KafkaSink,
             metadata=_meta(dead, o),
-            spec={"topic": catalog[DEAD_LETTER].topic(), "bootstrapServers": [o.bootstrap_servers]},
+            spec={
+                "topic": catalog[DEAD_LETTER_TYPE].topic(),
+                "bootstrapServers": [o.bootstrap_servers],
+            },
         )
     )
     broker_ref = _obj(

@@ -21,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from loom.catalog import Catalog
+from loom.catalog import DEAD_LETTER_TYPE, Catalog
 from loom.cehttp import parse_binary as from_http
 from loom.events import from_kafka, to_http_binary, to_kafka
 from loom.kafka import consumer_config, producer_config
@@ -33,7 +33,6 @@ from loom.settings import LoomSettings
 
 __all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router"]
 
-DEAD_LETTER_TYPE = "system.events.deadletter"
 log = get_logger(__name__)
 
 

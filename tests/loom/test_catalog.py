@@ -285,3 +285,10 @@ def test_compiled_check_agrees_with_jsonschema_on_golden_examples(
     for example in catalog.examples(name):
         data = example.load()
         assert fast(data) == full.is_valid(data), example.path.name
+
+
+def test_the_dead_letter_type_is_in_the_catalog(catalog: Catalog) -> None:
+    from loom.catalog import DEAD_LETTER_TYPE
+
+    assert catalog[DEAD_LETTER_TYPE].table == "system_events_deadletter"
+    assert not catalog[DEAD_LETTER_TYPE].ingest
