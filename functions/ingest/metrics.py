@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
 
 __all__ = ["IngestMetrics", "MetricsMiddleware"]
 
@@ -94,8 +95,6 @@ class EventsFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or path not in ("/", "/events"):
             await self.app(scope, receive, send)
             return
-        from starlette.requests import Request
-
         started = time.perf_counter()
         request = Request(scope, receive)
         try:

@@ -39,6 +39,22 @@ def power(level: float) -> Event:
     )
 
 
+def isolated(
+    services: LocalServices, catalog: Catalog, prefix: str
+) -> tuple[LoomSettings, dict[str, str], Producer]:
+    """Settings with a topic prefix of their own, the topics of TYPES created, a producer."""
+    settings = services.settings(kafka_topic_prefix=f"{prefix}{uuid.uuid4().hex[:8]}")
+    create_topics(catalog, settings, [catalog[t] for t in TYPES])
+    topic = {t: catalog[t].topic(settings.kafka_topic_prefix) for t in TYPES}
+    return settings, topic, Producer(producer_config(settings))
+
+
+def produce(producer: Producer, topic: str, events: list[Event]) -> None:
+    for event in events:
+        record = to_kafka(event.to_cloudevent())
+        producer.produce(topic, record.value, record.key, headers=list(record.headers.items()))
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -49,18 +65,10 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
 def test_router_delivers_retries_dead_letters_and_commits(
     services: LocalServices, catalog: Catalog
 ) -> None:
-    settings: LoomSettings = services.settings(kafka_topic_prefix=f"rt{uuid.uuid4().hex[:8]}")
-    create_topics(catalog, settings, [catalog[t] for t in TYPES])
-    topic = {t: catalog[t].topic(settings.kafka_topic_prefix) for t in TYPES}
-    producer = Producer(producer_config(settings))
-    for event in (power(40), power(100), power(13), power(150)):
-        record = to_kafka(event.to_cloudevent())
-        producer.produce(
-            topic["device.state.power.raw"],
-            record.value,
-            record.key,
-            headers=list(record.headers.items()),
-        )
+    settings, topic, producer = isolated(services, catalog, "rt")
+    produce(
+        producer, topic["device.state.power.raw"], [power(40), power(100), power(13), power(150)]
+    )
     producer.produce(topic["device.state.power.raw"], b"not a cloudevent", b"phone-1")
     assert producer.flush(30) == 0
 
@@ -114,23 +122,15 @@ def test_router_delivers_over_http_to_a_served_function(
     from loom.runtime.http import create_function_app
     from loom.services._process import free_port
 
-    settings: LoomSettings = services.settings(kafka_topic_prefix=f"rh{uuid.uuid4().hex[:8]}")
-    create_topics(catalog, settings, [catalog[t] for t in TYPES])
-    topic = {t: catalog[t].topic(settings.kafka_topic_prefix) for t in TYPES}
+    settings, topic, producer = isolated(services, catalog, "rh")
     port = free_port()
     app = create_function_app(power_echo.spec, catalog=catalog, settings=settings, sink="")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = threading.Thread(target=server.run, daemon=True)
     serving.start()
-    producer = Producer(producer_config(settings))
-    for event in (power(40), power(55), power(150), power(13)):
-        record = to_kafka(event.to_cloudevent())
-        producer.produce(
-            topic["device.state.power.raw"],
-            record.value,
-            record.key,
-            headers=list(record.headers.items()),
-        )
+    produce(
+        producer, topic["device.state.power.raw"], [power(40), power(55), power(150), power(13)]
+    )
     assert producer.flush(30) == 0
     runner = FunctionRunner(
         power_echo.spec,
