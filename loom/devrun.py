@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +28,13 @@ def _admin_token(data_dir: Path, database_url: str) -> tuple[str | None, bool]:
     saved.write_text(token + "\n")
     saved.chmod(0o600)
     return token, True
+
+
+def _shield() -> None:
+    """Ignore further Ctrl-C/TERM/HUP: a second signal (or make passing one on) must not
+    cut the shutdown short and leave Kafka or PostgreSQL running with nobody to stop them."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def run_dev(
@@ -90,9 +98,11 @@ def run_dev(
         try:
             uvicorn.Server(config).run()
         finally:
+            _shield()
             with console.status("draining functions…"):
                 router.stop()
     finally:
+        _shield()
         with console.status("stopping…"):
             services.stop()
         console.print("stopped cleanly")
