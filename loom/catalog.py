@@ -216,10 +216,6 @@ class Catalog:
             self._fast_check(t.type)
         _ = self._validators
 
-    def is_valid(self, name: str, data: Any) -> bool:
-        """Whether ``data`` is valid for ``name``; the fast path of :meth:`violations`."""
-        return not self.violations(name, data)
-
     def violations(self, name: str, data: Any) -> list[Violation]:
         """Every way ``data`` breaks the schema of ``name``, in document order.
 

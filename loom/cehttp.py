@@ -22,7 +22,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
 
-from loom.errors import MalformedEvent
+from loom.errors import BodyTooLarge, MalformedEvent
 
 __all__ = [
     "BATCH",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_batch",
     "parse_binary",
     "parse_structured",
+    "read_body",
 ]
 
 STRUCTURED = "application/cloudevents+json"
@@ -159,3 +160,17 @@ def parse_batch(body: bytes, max_events: int) -> list[Any]:
             f"the batch has {len(items)} events; at most {max_events} are accepted"
         )
     return items
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """A Starlette request's body, refused as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body of {declared} bytes is over the limit of {limit}", limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BodyTooLarge",
     "CatalogError",
     "ConfigError",
     "LoomError",
@@ -39,6 +40,14 @@ class UnknownEventTypeError(LoomError, KeyError):
 
 class MalformedEvent(LoomError):
     """A request that is not a well-formed CloudEvent (or not JSON where JSON is needed)."""
+
+
+class BodyTooLarge(LoomError):
+    """A request body over its limit; ``extra`` carries the limit for the answer."""
+
+    def __init__(self, detail: str, limit_bytes: int) -> None:
+        super().__init__(detail)
+        self.extra = {"limit_bytes": limit_bytes}
 
 
 class ServiceError(LoomError):

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from loom.errors import LoomError, MalformedEvent, UnknownEventTypeError
+from loom.errors import BodyTooLarge, LoomError, MalformedEvent, UnknownEventTypeError
 
 __all__ = [
     "BadRequest",
@@ -82,6 +82,7 @@ PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     NotFound: (404, "not-found", "Not found"),
     Conflict: (409, "conflict", "Already exists"),
     TooLarge: (413, "too-large", "Content too large"),
+    BodyTooLarge: (413, "too-large", "Content too large"),
     InvalidData: (422, "invalid-data", "Event data does not match its schema"),
     TooManyRequests: (429, "rate-limited", "Too many requests"),
     ServiceUnavailable: (503, "unavailable", "Cannot store events right now"),
@@ -103,8 +104,7 @@ def problem(exc: Exception, instance: str | None = None) -> dict[str, Any]:
     body["detail"] = detail if status < 500 or isinstance(exc, IngestError) else "unexpected error"
     if instance:
         body["instance"] = instance
-    if isinstance(exc, IngestError):
-        body.update(exc.extra)
+    body.update(getattr(exc, "extra", {}))
     return body
 
 

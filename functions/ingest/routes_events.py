@@ -20,9 +20,10 @@ from functions.ingest.accept import Accepted
 from functions.ingest.auth import Principal
 from functions.ingest.openapi import batch_openapi, cloudevent_openapi, rest_openapi
 from functions.ingest.problems import BadRequest, problem
-from functions.ingest.state import IngestState, read_body
+from functions.ingest.state import IngestState
 from loom import cehttp
 from loom.catalog import EventType
+from loom.cehttp import read_body
 from loom.errors import LoomError
 
 __all__ = ["add_event_routes"]

@@ -25,7 +25,7 @@ from loom.db import migrate
 from loom.kafka import AsyncProducer, KafkaUnavailable, RecordTooLarge
 from loom.logging import get_logger
 
-__all__ = ["IngestState", "read_body"]
+__all__ = ["IngestState"]
 
 log = get_logger("loom.ingest")
 
@@ -142,17 +142,3 @@ class IngestState:
         if isinstance(error, RecordTooLarge):
             return TooLarge(f"Kafka refused the event as too large ({error})")
         return error
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body of {declared} bytes is over the limit of {limit}", limit_bytes=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body is over the limit of {limit} bytes", limit_bytes=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -7,7 +7,10 @@ from typing import Any
 
 from loom.settings import LoomSettings
 
-__all__ = ["admin_config", "consumer_config", "producer_config"]
+__all__ = ["MAX_MESSAGE_BYTES", "admin_config", "consumer_config", "producer_config"]
+
+# The catalog's largest type (media) plus envelope; topics allow the same.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _base(settings: LoomSettings, client_id: str) -> dict[str, Any]:
@@ -31,8 +34,7 @@ def producer_config(
         "compression.type": "lz4",
         "linger.ms": 5,
         "message.timeout.ms": 30_000,
-        # The catalog's largest type (media) plus envelope; topics allow the same.
-        "message.max.bytes": 64 * 1024 * 1024,
+        "message.max.bytes": MAX_MESSAGE_BYTES,
         **extra,
     }
 

@@ -101,10 +101,6 @@ class AsyncProducer:
 
     # ── availability ───────────────────────────────────────────────────────
     @property
-    def available(self) -> bool:
-        return bool(self._available) and self._fatal is None
-
-    @property
     def status(self) -> str:
         if self._fatal is not None:
             return f"Kafka producer failed for good (restart needed): {self._fatal}"

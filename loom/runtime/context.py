@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,3 @@ class Context:
             raise ModelUnavailable(
                 f"function {self.function!r} asked for model {name!r}, which is not configured"
             ) from None
-
-
-ModelFactory = Callable[[str], Any]

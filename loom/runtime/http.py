@@ -34,8 +34,9 @@ from starlette.routing import Route
 
 from loom import cehttp
 from loom.catalog import Catalog
-from loom.errors import LoomError, MalformedEvent
+from loom.errors import BodyTooLarge, LoomError, MalformedEvent
 from loom.events import to_http_binary
+from loom.kafka.config import MAX_MESSAGE_BYTES
 from loom.runtime.event import Event
 from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
 from loom.runtime.registry import FunctionSpec
@@ -98,7 +99,7 @@ def create_function_app(
         started = time.perf_counter()
         try:
             headers = {k.lower(): v for k, v in request.headers.items()}
-            body = await request.body()
+            body = await cehttp.read_body(request, MAX_MESSAGE_BYTES)
             mode = cehttp.detect_mode(headers)
             if mode == "batch":
                 raise MalformedEvent("a function takes one event per request, not a batch")
@@ -113,6 +114,9 @@ def create_function_app(
         except MalformedEvent as exc:
             events.labels(spec.name, "poison").inc()
             return _problem(400, "bad-request", str(exc))
+        except BodyTooLarge as exc:
+            events.labels(spec.name, "poison").inc()
+            return _problem(413, "too-large", str(exc), **exc.extra)
         except PoisonEvent as exc:
             events.labels(spec.name, "poison").inc()
             return _problem(422, "poison", str(exc), errors=exc.errors)

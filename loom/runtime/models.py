@@ -5,7 +5,6 @@ live, and what hardware they need. ``models/<name>/predictor.py`` registers one 
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,10 +39,6 @@ class ModelRegistry:
         if known is not None and known.predictor is not spec.predictor:
             raise LoomError(f"two models are named {spec.name!r}")
         self.models[spec.name] = spec
-
-    def storage_uri(self, name: str) -> str:
-        spec = self.models[name]
-        return os.environ.get(spec.storage_uri_env, spec.default_storage_uri)
 
 
 MODELS = ModelRegistry()

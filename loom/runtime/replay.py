@@ -26,11 +26,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from loom.catalog import Catalog
 from loom.errors import LoomError
-from loom.events import from_kafka, to_http_binary, to_kafka
+from loom.events import from_kafka, to_http_binary
 from loom.kafka import consumer_config, producer_config
 from loom.runtime.event import Event
 from loom.runtime.invoke import invoke
 from loom.runtime.registry import FunctionSpec
+from loom.runtime.router import produce_event
 from loom.settings import LoomSettings
 
 __all__ = ["ReplayResult", "plan", "replay"]
@@ -152,8 +153,5 @@ def _deliver(message: Any, settings: LoomSettings, catalog: Catalog, producer: P
     except LoomError:
         return False
     for out in made:
-        record = to_kafka(out.to_cloudevent(catalog[out.type].schema_id))
-        producer.produce(catalog[out.type].topic(settings.kafka_topic_prefix), record.value,
-                         record.key, headers=list(record.headers.items()))  # fmt: skip
-        producer.poll(0)
+        produce_event(producer, catalog, settings.kafka_topic_prefix, out)
     return True

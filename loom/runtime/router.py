@@ -31,7 +31,7 @@ from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
 from loom.runtime.registry import FunctionSpec, Registry
 from loom.settings import LoomSettings
 
-__all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router"]
+__all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router", "produce_event"]
 
 log = get_logger(__name__)
 
@@ -159,13 +159,10 @@ class FunctionRunner:
         failed: list[KafkaError] = []
         for message in messages:
             for out in loop.run_until_complete(self._handle(message)):
-                record = to_kafka(out.to_cloudevent(self.catalog[out.type].schema_id))
-                producer.produce(
-                    self.topic_of(out.type), record.value, record.key,
-                    headers=list(record.headers.items()),
+                produce_event(
+                    producer, self.catalog, self.settings.kafka_topic_prefix, out,
                     on_delivery=lambda err, _m: failed.append(err) if err else None,
                 )  # fmt: skip
-                producer.poll(0)
             self.handled += 1
         producer.flush(60)
         if failed or len(producer):
@@ -176,6 +173,16 @@ class FunctionRunner:
             time.sleep(1)
             return
         consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+
+
+def produce_event(
+    producer: Producer, catalog: Catalog, prefix: str, event: Event, on_delivery: Any = None
+) -> None:
+    """Queue ``event`` on its type's topic in binary mode (key = device id)."""
+    record = to_kafka(event.to_cloudevent(catalog[event.type].schema_id))
+    producer.produce(catalog[event.type].topic(prefix), record.value, record.key,
+                     headers=list(record.headers.items()), on_delivery=on_delivery)  # fmt: skip
+    producer.poll(0)
 
 
 def _usable(message: Message) -> bool:

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from loom.errors import ServiceError
 from loom.logging import get_logger
-from loom.services._process import free_port, log_tail, stop_process, wait_until
+from loom.services._process import free_port, stop_process, wait_until
 
 __all__ = ["KAFKA_VERSION", "KafkaServer", "cache_dir", "resolve_kafka"]
 
@@ -211,9 +211,6 @@ class KafkaServer:
             self._process.kill()
             self._process.wait(10)
             self._process = None
-
-    def describe_failure(self) -> str:
-        return log_tail(self.log_file)
 
     def __enter__(self) -> KafkaServer:
         return self.start()

@@ -111,3 +111,26 @@ def test_batch_parser_only_ever_raises_bad_request(body: bytes) -> None:
                 cehttp.event_from_json(item, f"[{i}]")
     except BadRequest:
         pass
+
+
+async def test_read_body_refuses_what_is_over_its_limit() -> None:
+    from starlette.requests import Request
+
+    from loom.errors import BodyTooLarge
+
+    def request(body: bytes, declared: int | None) -> Request:
+        chunks = [body[i : i + 10] for i in range(0, len(body), 10)] or [b""]
+
+        async def receive() -> dict[str, object]:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+        headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+        return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+    assert await cehttp.read_body(request(b"x" * 50, 50), 50) == b"x" * 50
+    with pytest.raises(BodyTooLarge, match="body of 51 bytes is over the limit of 50") as info:
+        await cehttp.read_body(request(b"x" * 51, 51), 50)
+    assert info.value.extra == {"limit_bytes": 50}
+    with pytest.raises(BodyTooLarge, match="over the limit of 50 bytes"):
+        await cehttp.read_body(request(b"x" * 51, None), 50)  # no Content-Length: counted
