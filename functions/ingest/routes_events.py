@@ -26,7 +26,7 @@ from loom.catalog import EventType
 from loom.cehttp import read_body
 from loom.errors import LoomError
 
-__all__ = ["add_event_routes"]
+__all__ = ["add_event_routes", "receive_cloudevents", "seed_event"]
 
 
 def _state(request: Request) -> IngestState:
@@ -130,7 +130,7 @@ async def receive_cloudevents(request: Request) -> JSONResponse:
 # ── the seed's REST family ─────────────────────────────────────────────────
 
 
-def _seed_event(event_type: EventType, payload: Any, principal: Principal) -> CloudEvent:
+def seed_event(event_type: EventType, payload: Any, principal: Principal) -> CloudEvent:
     """A seed REST payload as a CloudEvent, with the seed's defaults filled in."""
     if not isinstance(payload, dict):
         raise BadRequest(f"the body of {event_type.rest_path} must be a JSON object")
@@ -167,7 +167,7 @@ def _rest_route(event_type: EventType) -> Any:
         principal = await state.principal(request)
         body = await read_body(request, event_type.max_bytes)
         payload = cehttp.loads_json(body, "body")
-        accepted = state.acceptor.accept(_seed_event(event_type, payload, principal), principal)
+        accepted = state.acceptor.accept(seed_event(event_type, payload, principal), principal)
         state.limiter.take(accepted.device_id)
         await _deliver_one(state, accepted)
         return JSONResponse(
@@ -202,7 +202,7 @@ def _sensor_batch_route(state_catalog_types: dict[str, EventType], generic: Even
                     k: v for k, v in reading.items() if k not in ("value", "sensor_type", "unit")
                 }
                 reading = {**common, **reading["value"]}
-            return _seed_event(target, reading, principal)
+            return seed_event(target, reading, principal)
 
         results, accepted = await _accept_many(state, principal, readings, build)
         status = 201 if accepted == len(results) else 207

@@ -28,7 +28,7 @@ from functions.ingest.problems import (
     Unauthorized,
     problem,
 )
-from functions.ingest.routes_events import _seed_event
+from functions.ingest.routes_events import seed_event
 from functions.ingest.state import IngestState
 from loom.errors import LoomError
 
@@ -115,7 +115,7 @@ def add_audio_stream(app: FastAPI) -> None:
                 try:
                     chunk = _chunk(message, query, device_id)
                     accepted = state.acceptor.accept(
-                        _seed_event(event_type, chunk, principal), principal
+                        seed_event(event_type, chunk, principal), principal
                     )
                     state.limiter.take(accepted.device_id)
                 except (ValueError, TypeError, LoomError) as exc:
