@@ -49,7 +49,7 @@ def run(services: LocalServices) -> list[dict[str, Any]]:
     settings = services.settings()
     catalog = default_catalog()
     create_topics(catalog, settings, [catalog["device.sensor.gps.raw"]])
-    migrate(settings.database_url)
+    migrate(settings.database_url, backend=settings.store_backend)
     from functions.ingest.auth import create_admin_token
 
     admin = create_admin_token(settings.database_url, "bench")

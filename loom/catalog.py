@@ -32,6 +32,7 @@ __all__ = [
     "EventType",
     "Example",
     "Violation",
+    "column_json_types",
     "compile_fast_check",
     "default_catalog",
     "default_schemas_dir",
@@ -45,6 +46,7 @@ DEAD_LETTER_TYPE = "system.events.deadletter"
 _RETENTION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[dh])$")
 _TYPE_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,5}$"
 _TABLE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+_TABLE_NAME_RE = re.compile(_TABLE_NAME)
 
 Compression = Literal["producer", "lz4", "zstd", "gzip", "snappy", "uncompressed"]
 
@@ -74,6 +76,7 @@ class EventType(BaseModel):
     ingest: bool
     max_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
     rest_path: str | None = Field(default=None, pattern=r"^(/[a-z0-9-]+)+$")
+    columns: tuple[str, ...] = Field(default=(), max_length=32)
     description: str = Field(min_length=1)
     data_schema: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -423,6 +426,34 @@ def _check_unique(path: Path, types: list[EventType]) -> None:
             seen[value] = index
 
 
+# JSON Schema types a typed column may take (``null`` besides one of them is allowed).
+COLUMN_TYPES = frozenset({"number", "integer", "boolean", "string"})
+
+
+def _check_columns(path: Path, index: int, t: EventType) -> None:
+    """Typed columns name top-level properties of one scalar JSON type, in a stored type."""
+    if t.columns and t.table is None:
+        raise CatalogError(str(path), f"types[{index}] ({t.type}).columns", "type is not stored")
+    properties = t.data_schema.get("properties", {})
+    for name in t.columns:
+        kinds = column_json_types(properties.get(name))
+        if not _TABLE_NAME_RE.match(name) or len(kinds) != 1 or not kinds <= COLUMN_TYPES:
+            raise CatalogError(
+                str(path),
+                f"types[{index}] ({t.type}).columns",
+                f"{name!r} is not a top-level property of one scalar type in {t.schema_relpath}",
+            )
+
+
+def column_json_types(prop: Any) -> set[str]:
+    """The non-null JSON types a property's schema allows (empty if it names none)."""
+    if not isinstance(prop, dict):
+        return set()
+    kind = prop.get("type")
+    kinds = {kind} if isinstance(kind, str) else set(kind or ())
+    return kinds - {"null"}
+
+
 def load_catalog(root: Path | None = None, *, check_schemas: bool = True) -> Catalog:
     """Load and check ``<root>/catalog.yaml`` and every schema it names.
 
@@ -443,7 +474,8 @@ def load_catalog(root: Path | None = None, *, check_schemas: bool = True) -> Cat
         doc = _read_schema(root / t.schema_relpath, t.schema_id, check=check_schemas)
         registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
         loaded[t.type] = t.model_copy(update={"data_schema": doc})
-    for t in loaded.values():
+    for index, t in enumerate(loaded.values()):
+        _check_columns(path, index, t)
         resolver = registry.resolver(base_uri=t.schema_id)
         for where, ref in _refs(t.data_schema):
             try:

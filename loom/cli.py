@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loom.catalog import Catalog, load_catalog
+from loom.cli_db import db_app
 from loom.errors import LoomError
 from loom.logging import configure_logging
 from loom.settings import LoomSettings, load_settings
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog.")
 app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -207,7 +209,7 @@ def admin_token(
     from loom.db import migrate
 
     settings = load_settings(LoomSettings)
-    migrate(settings.database_url)
+    migrate(settings.database_url, backend=settings.store_backend)
     console.print(create_admin_token(settings.database_url, label), highlight=False)
 
 

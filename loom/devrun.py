@@ -74,7 +74,7 @@ def run_dev(
         settings = load_settings(LoomSettings)
         with console.status("creating topics and migrating the database…"):
             created, updated = create_topics(catalog, settings)
-            migrate(settings.database_url)
+            migrate(settings.database_url, backend=settings.store_backend)
             token, new = _admin_token(data_dir, settings.database_url)
         (data_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         url = (

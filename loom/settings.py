@@ -48,6 +48,11 @@ class LoomSettings(BaseSettings):
     kafka_default_replication_factor: int = Field(
         default=1, ge=1, le=16, description="Replication factor of created topics."
     )
+    store_backend: Literal["auto", "timescaledb", "partitioned"] = Field(
+        default="auto",
+        description="How event tables are made: TimescaleDB hypertables, native time "
+        "partitions, or auto (TimescaleDB where the extension is available).",
+    )
     host: str = Field(default="0.0.0.0", description="Address HTTP servers bind to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the ingest HTTP server.")
     log_level: LogLevel = Field(default="INFO", description="Least severe level that is logged.")

@@ -67,12 +67,19 @@ def applied_migrations(conn: psycopg.Connection) -> dict[int, str]:
     return {int(version): str(checksum) for version, checksum in rows}
 
 
-def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply every migration not applied yet; returns those it applied."""
+def migrate(
+    database_url: str, directory: Path = MIGRATIONS_DIR, *, backend: str = "auto"
+) -> list[Migration]:
+    """Apply every migration not applied yet; returns those it applied.
+
+    ``backend`` (``auto``, ``timescaledb`` or ``partitioned``) is how new event tables
+    are made: ``auto`` uses TimescaleDB where the extension is available.
+    """
     migrations = discover(directory)
     done: list[Migration] = []
     with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute("SET lock_timeout = '60s'")
+        conn.execute("SELECT set_config('loom.storage_backend', %s, false)", (backend,))
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             applied = applied_migrations(conn)

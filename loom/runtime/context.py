@@ -26,6 +26,7 @@ class Context:
     models: Mapping[str, Any] = field(default_factory=dict)
     emitted: list[Event] = field(default_factory=list)
     source: str = ""
+    state: Any = None  # what the function's lifespan yielded, if it has one
 
     def emit(self, event: Event) -> None:
         """Send ``event`` on, besides whatever the handler returns."""

@@ -6,7 +6,8 @@
 - Poison (not a CloudEvent, a type it does not consume, invalid data): ``4xx``
   problem+json, which Knative does not retry and sends to the dead-letter sink.
 - A failing handler, an invalid output or an unreachable ``K_SINK``: ``503`` with
-  ``Retry-After``, which Knative retries with backoff. Derived event ids are
+  ``Retry-After``, which Knative retries with backoff (problem type ``unavailable``
+  when a dependency of the handler is down rather than the handler failing). Derived event ids are
   deterministic, so a retry repeats the same ids and stores drop the repeats.
 - ``/healthz``, ``/readyz``, ``/metrics``.
 
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import (
@@ -38,7 +40,7 @@ from loom.errors import BodyTooLarge, LoomError, MalformedEvent
 from loom.events import to_http_binary
 from loom.kafka.config import MAX_MESSAGE_BYTES
 from loom.runtime.event import Event
-from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
+from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, Unavailable, invoke
 from loom.runtime.registry import FunctionSpec
 from loom.settings import LoomSettings
 
@@ -76,6 +78,7 @@ def create_function_app(
     seconds = Histogram("loom_function_handle_seconds", "Time in the handler.", ["function"],
                         registry=registry)  # fmt: skip
     client: Any = None
+    state: Any = None
 
     async def forward(extra: list[Event]) -> None:
         nonlocal client
@@ -109,7 +112,7 @@ def create_function_app(
                 else cehttp.parse_structured(body)
             )
             made = await invoke(spec, Event.from_cloudevent(parsed), catalog=catalog,
-                                settings=settings, models=models)  # fmt: skip
+                                settings=settings, models=models, state=state)  # fmt: skip
             await forward(made[1:])
         except MalformedEvent as exc:
             events.labels(spec.name, "poison").inc()
@@ -120,6 +123,9 @@ def create_function_app(
         except PoisonEvent as exc:
             events.labels(spec.name, "poison").inc()
             return _problem(422, "poison", str(exc), errors=exc.errors)
+        except Unavailable as exc:
+            events.labels(spec.name, "failed").inc()
+            return _problem(503, "unavailable", str(exc))
         except (HandlerFailed, BadOutput) as exc:
             events.labels(spec.name, "failed").inc()
             return _problem(503, "handler-failed", str(exc))
@@ -140,7 +146,18 @@ def create_function_app(
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        nonlocal state, client
+        if spec.lifespan is None:
+            yield
+        else:
+            async with spec.lifespan(settings) as state:
+                yield
+        if client is not None:
+            await client.aclose()
+
+    return Starlette(lifespan=lifespan, routes=[
         Route("/", receive, methods=["POST"]),
         Route("/healthz", healthz), Route("/readyz", healthz), Route("/metrics", metrics),
     ])  # fmt: skip

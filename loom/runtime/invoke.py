@@ -6,6 +6,7 @@ so the same checks hold everywhere:
 - input of a type the function does not consume, or data that breaks its schema,
   is :class:`PoisonEvent` (4xx, dead letter, never retried);
 - a handler that raises is :class:`HandlerFailed` (5xx, retried with backoff);
+  :class:`Unavailable` (a dependency is down) is retried without limit;
 - output of a type the function did not declare, or that breaks its schema, is
   :class:`BadOutput` (a bug in the function: retried, then dead-lettered).
 """
@@ -24,7 +25,7 @@ from loom.runtime.event import Event
 from loom.runtime.registry import FunctionSpec
 from loom.settings import LoomSettings
 
-__all__ = ["BadOutput", "HandlerFailed", "PoisonEvent", "invoke"]
+__all__ = ["BadOutput", "HandlerFailed", "PoisonEvent", "Unavailable", "invoke"]
 
 
 class PoisonEvent(LoomError):
@@ -39,6 +40,11 @@ class HandlerFailed(LoomError):
     """The handler raised; trying again later may succeed."""
 
 
+class Unavailable(HandlerFailed):
+    """Something the handler needs (a database, a model server) is down. Not the event's
+    fault: hosts try again for as long as it takes and never dead-letter it."""
+
+
 class BadOutput(LoomError):
     """The handler made an event it did not declare, or one that breaks its schema."""
 
@@ -50,6 +56,7 @@ async def invoke(
     catalog: Catalog,
     settings: LoomSettings,
     models: Mapping[str, Any] | None = None,
+    state: Any = None,
 ) -> list[Event]:
     """Run ``spec``'s handler on ``event``; returns every event it made, checked."""
     if event.type not in spec.consumes:
@@ -63,7 +70,7 @@ async def invoke(
     log = get_logger(f"loom.function.{spec.name}", function=spec.name, event_id=event.id,
                      device_id=event.device_id, type=event.type)  # fmt: skip
     ctx = Context(function=spec.name, settings=settings, log=log, models=models or {},
-                  source=f"/loom/functions/{spec.name}")  # fmt: skip
+                  source=f"/loom/functions/{spec.name}", state=state)  # fmt: skip
     started = time.perf_counter()
     try:
         returned = await spec.handler(event, ctx)

@@ -10,6 +10,7 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +21,23 @@ from loom.errors import LoomError
 if TYPE_CHECKING:
     from loom.runtime.context import Context
     from loom.runtime.event import Event
+    from loom.settings import LoomSettings
 
-__all__ = ["REGISTRY", "FunctionSpec", "GraphError", "Handler", "Registry", "discover", "function"]
+__all__ = [
+    "REGISTRY",
+    "FunctionSpec",
+    "GraphError",
+    "Handler",
+    "Lifespan",
+    "Registry",
+    "discover",
+    "function",
+]
 
 Handler = Callable[["Event", "Context"], Awaitable["Event | Iterable[Event] | None"]]
+# Opens what a function keeps between events (a connection pool, say) and closes it at the
+# end; what it yields is ``ctx.state``. Every host enters it once, before the first event.
+Lifespan = Callable[["LoomSettings"], AbstractAsyncContextManager[Any]]
 
 
 class GraphError(LoomError):
@@ -41,6 +55,7 @@ class FunctionSpec:
     ordered: bool = False
     models: tuple[str, ...] = ()
     description: str = ""
+    lifespan: Lifespan | None = None
 
     def check(self, catalog: Catalog) -> None:
         for kind, names in (("consumes", self.consumes), ("produces", self.produces)):
@@ -87,12 +102,14 @@ def function(
     name: str | None = None,
     ordered: bool = False,
     models: Iterable[str] = (),
+    lifespan: Lifespan | None = None,
     registry: Registry = REGISTRY,
 ) -> Callable[[Any], Any]:
     """Register ``handle`` as a function of the graph.
 
     ``ordered`` asks for one device's events in order (per-device state);
-    ``models`` names the model servers it asks ``ctx.model(...)`` for.
+    ``models`` names the model servers it asks ``ctx.model(...)`` for;
+    ``lifespan(settings)`` opens what the handler keeps between events (``ctx.state``).
     """
 
     def register(handler: Any) -> Any:
@@ -103,6 +120,7 @@ def function(
             produces=tuple(produces),
             ordered=ordered,
             models=tuple(models),
+            lifespan=lifespan,
             description=(handler.__doc__ or "").strip().split("\n")[0],
         )
         registry.add(spec)

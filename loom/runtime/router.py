@@ -3,10 +3,15 @@
 One consumer group per function (``loom.<function>``) over the topics of the types
 it consumes. Each event goes to the handler in-process; what it makes is produced to
 the topics of those types (binary mode, ``acks=all``); a failure is retried with
-exponential backoff, then dead-lettered; poison is dead-lettered at once. Offsets
-are committed only once every output (and dead letter) of a batch is acknowledged,
-so a crash repeats work but never loses it, and deterministic derived ids make the
-repeats harmless downstream. Events of one partition are handled in order.
+exponential backoff, then dead-lettered; poison is dead-lettered at once; while a
+dependency is down (:class:`Unavailable`) it is retried for as long as it takes.
+Offsets are committed only once every output (and dead letter) of a batch is
+acknowledged, so a crash repeats work but never loses it, and deterministic
+derived ids make the repeats harmless downstream.
+
+The events of a batch are handled concurrently, as Knative delivers many at once
+(the store turns them into one group commit); an ``ordered`` function gets the
+events of one partition one after another, so one device's events stay in order.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +33,17 @@ from loom.events import from_kafka, to_http_binary, to_kafka
 from loom.kafka import consumer_config, producer_config
 from loom.logging import get_logger
 from loom.runtime.event import Event
-from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, invoke
+from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, Unavailable, invoke
 from loom.runtime.registry import FunctionSpec, Registry
 from loom.settings import LoomSettings
 
 __all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router", "produce_event"]
 
 log = get_logger(__name__)
+
+
+class _Abandoned(Exception):
+    """Stopping while a dependency is down: the batch is left uncommitted, for next time."""
 
 
 @dataclass
@@ -46,18 +56,19 @@ class FunctionRunner:
     models: Mapping[str, Any] = field(default_factory=dict)
     max_attempts: int = 5
     backoff_seconds: float = 0.2
-    batch: int = 100
+    batch: int = 500
     url: str | None = None
     handled: int = 0
     dead_lettered: int = 0
     stop_event: threading.Event = field(default_factory=threading.Event)
     _client: Any = field(default=None, repr=False)
+    _state: Any = field(default=None, repr=False)
 
     async def _call(self, event: Event) -> list[Event]:
         """The handler in-process, or the function's ``loom serve`` process over HTTP."""
         if self.url is None:
             return await invoke(self.spec, event, catalog=self.catalog, settings=self.settings,
-                                models=self.models)  # fmt: skip
+                                models=self.models, state=self._state)  # fmt: skip
         import httpx
 
         self._client = self._client or httpx.AsyncClient(timeout=60)
@@ -68,6 +79,8 @@ class FunctionRunner:
             raise HandlerFailed(f"{self.url} unreachable: {exc}") from exc
         if answer.status_code in (400, 404, 409, 413, 415, 422):
             raise PoisonEvent(f"{self.url} refused the event: {answer.text[:300]}")
+        if answer.status_code == 503 and '/unavailable"' in answer.text[:200]:
+            raise Unavailable(f"{self.url}: {answer.text[:300]}")
         if answer.status_code >= 300:
             raise HandlerFailed(f"{self.url} answered {answer.status_code}: {answer.text[:300]}")
         if answer.status_code == 202 or "ce-type" not in answer.headers:
@@ -95,19 +108,42 @@ class FunctionRunner:
                     None, message, f"not a binary-mode CloudEvent: {exc}", "poison", 1
                 )
             ]
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await self._call(event)
             except PoisonEvent as exc:
                 return [self._dead_letter(event, message, str(exc), "poison", attempt)]
+            except Unavailable as exc:
+                if self.stop_event.is_set():
+                    raise _Abandoned(str(exc)) from exc
+                delay = min(5.0, self.backoff_seconds * 2 ** min(attempt - 1, 8))
+                log.warning("router.unavailable", function=self.spec.name, event_id=event.id,
+                            attempt=attempt, delay=delay, error=str(exc))  # fmt: skip
             except (HandlerFailed, BadOutput) as exc:
-                if attempt == self.max_attempts or self.stop_event.is_set():
+                if attempt >= self.max_attempts or self.stop_event.is_set():
                     return [self._dead_letter(event, message, str(exc), "exhausted", attempt)]
                 delay = min(30.0, self.backoff_seconds * 2 ** (attempt - 1))
                 log.warning("router.retry", function=self.spec.name, event_id=event.id,
                             attempt=attempt, delay=delay, error=str(exc))  # fmt: skip
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            await asyncio.sleep(delay)
+
+    async def _handle_all(self, messages: list[Message]) -> list[list[Event]]:
+        """Every message of a batch, concurrently; one partition at a time when ordered."""
+        if not self.spec.ordered:
+            return list(await asyncio.gather(*(self._handle(m) for m in messages)))
+        lanes: dict[tuple[str, int], list[int]] = {}
+        for index, message in enumerate(messages):
+            lanes.setdefault(_position(message)[0], []).append(index)
+        made: list[list[Event]] = [[] for _ in messages]
+
+        async def lane(indexes: list[int]) -> None:
+            for index in indexes:
+                made[index] = await self._handle(messages[index])
+
+        await asyncio.gather(*(lane(indexes) for indexes in lanes.values()))
+        return made
 
     def _dead_letter(
         self, event: Event | None, message: Message, reason: str, kind: str, attempts: int
@@ -140,8 +176,13 @@ class FunctionRunner:
         producer = Producer(producer_config(self.settings, f"loom-{self.spec.name}"))
         consumer.subscribe([self.topic_of(t) for t in self.spec.consumes])
         loop = asyncio.new_event_loop()
-        log.info("router.started", function=self.spec.name, group=self.group_id)
+        resources = AsyncExitStack()
         try:
+            if self.spec.lifespan is not None and self.url is None:
+                self._state = loop.run_until_complete(
+                    resources.enter_async_context(self.spec.lifespan(self.settings))
+                )
+            log.info("router.started", function=self.spec.name, group=self.group_id)
             while not self.stop_event.is_set():
                 messages = [m for m in consumer.consume(self.batch, timeout=0.5) if _usable(m)]
                 if messages:
@@ -151,14 +192,22 @@ class FunctionRunner:
             producer.flush(10)
             if self._client is not None:
                 loop.run_until_complete(self._client.aclose())
+            loop.run_until_complete(resources.aclose())
             loop.close()
             log.info("router.stopped", function=self.spec.name, handled=self.handled)
 
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer,
                  loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
         failed: list[KafkaError] = []
-        for message in messages:
-            for out in loop.run_until_complete(self._handle(message)):
+        try:
+            made = loop.run_until_complete(self._handle_all(messages))
+        except _Abandoned as exc:
+            log.warning("router.batch_abandoned", function=self.spec.name, error=str(exc))
+            for tp in _first_offsets(messages):
+                consumer.seek(tp)
+            return
+        for outputs in made:
+            for out in outputs:
                 produce_event(
                     producer, self.catalog, self.settings.kafka_topic_prefix, out,
                     on_delivery=lambda err, _m: failed.append(err) if err else None,

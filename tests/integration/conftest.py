@@ -59,7 +59,7 @@ def ingest_settings(services: LocalServices, topics: list[str]) -> IngestSetting
 
 @pytest.fixture(scope="session")
 def admin(ingest_settings: IngestSettings) -> str:
-    migrate(ingest_settings.database_url)
+    migrate(ingest_settings.database_url, backend=ingest_settings.store_backend)
     return create_admin_token(ingest_settings.database_url, "tests")
 
 

@@ -1,0 +1,1 @@
+"""The store function: every stored event type into its PostgreSQL/TimescaleDB table."""

@@ -1,0 +1,300 @@
+"""Group commit: many concurrent writers, one ``COPY`` per table, one commit.
+
+``await writer.write(event)`` returns once the event's row is committed (or was
+already there). Meanwhile other calls queue up; a flusher takes everything queued
+(up to ``max_rows``), and in one transaction per batch copies each table's rows
+into a temporary staging table and moves them with ``INSERT … SELECT … ON
+CONFLICT DO NOTHING`` (the primary key is source + id + time, so redeliveries and
+replays add nothing). With ``connections`` flushers, that many batches commit in
+parallel. Under light load a batch is one row and nothing waits; under heavy load
+the batches grow by themselves.
+
+Failures are sorted out per event, never per batch: a row the database refuses
+(a value it cannot hold) fails only its own caller with :class:`PoisonEvent`; a
+database that cannot be reached fails the whole batch with :class:`StoreUnavailable`
+and its callers try again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import AsyncConnection, errors, sql
+from psycopg_pool import AsyncConnectionPool
+
+from loom.logging import get_logger
+from loom.runtime.event import Event
+from loom.runtime.invoke import PoisonEvent, Unavailable
+from loom.store.blobs import BlobStore
+from loom.store.partitions import TableInfo, ensure_partitions, load_table_info, partition_start
+from loom.store.tables import EventTable
+
+__all__ = ["GroupCommitWriter", "StoreUnavailable", "WriteStats"]
+
+log = get_logger(__name__)
+
+_STAGED = ("time", "device_id", "source", "id", "received_at", "schema_version", "data")
+# SQLSTATE classes that mean "this row", not "this database": data exceptions (22),
+# integrity violations (23) other than a missing partition, which is handled apart.
+_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached or gave up; the events were not stored."""
+
+
+@dataclass
+class WriteStats:
+    batches: int = 0
+    rows: int = 0
+    inserted: int = 0
+    refused: int = 0
+    largest_batch: int = 0
+
+
+@dataclass
+class _Pending:
+    table: EventTable
+    row: tuple[Any, ...]
+    done: asyncio.Future[None]
+
+
+@dataclass
+class GroupCommitWriter:
+    pool: AsyncConnectionPool
+    tables: Mapping[str, EventTable]  # by event type
+    blobs: BlobStore
+    max_rows: int = 5000
+    connections: int = 2
+    stats: WriteStats = field(default_factory=WriteStats)
+    _pending: deque[_Pending] = field(default_factory=deque)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _flushers: list[asyncio.Task[None]] = field(default_factory=list)
+    _info: dict[str, TableInfo] = field(default_factory=dict)
+    _known_partitions: dict[str, set[datetime]] = field(default_factory=dict)
+    _closing: bool = False
+    _in_flight: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        self._flushers = [
+            asyncio.create_task(self._flush_forever(), name=f"store-flusher-{n}")
+            for n in range(self.connections)
+        ]
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the flushers."""
+        self._closing = True
+        if self._pending or self._in_flight:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=30)
+            except TimeoutError:
+                log.error("store.close_timeout", queued=len(self._pending))
+        for task in self._flushers:
+            task.cancel()
+        await asyncio.gather(*self._flushers, return_exceptions=True)
+        for pending in self._pending:
+            if not pending.done.done():
+                pending.done.set_exception(StoreUnavailable("the store is shutting down"))
+
+    # ── the caller's side ──────────────────────────────────────────────────
+    async def write(self, event: Event) -> None:
+        """Store ``event``; returns after the commit that holds its row."""
+        if self._closing:
+            raise StoreUnavailable("the store is shutting down")
+        table = self.tables.get(event.type)
+        if table is None:
+            raise PoisonEvent(f"{event.type!r} has no table: the catalog does not store it")
+        row = await self._row(event, table)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(table, row, done))
+        self._idle.clear()
+        self._wakeup.set()
+        await done
+
+    async def _row(self, event: Event, table: EventTable) -> tuple[Any, ...]:
+        data = event.data
+        if table.blobs and isinstance(data, dict):
+            data = await asyncio.to_thread(self._move_blobs, data, table)
+        received = event.extensions.get("recordedtime")
+        if isinstance(received, str):
+            try:
+                received = datetime.fromisoformat(received)
+            except ValueError:
+                received = None
+        if not isinstance(received, datetime):
+            received = datetime.now(UTC)
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        return (
+            event.time,
+            event.device_id,
+            event.source,
+            event.id,
+            received,
+            str(version or "1.0"),
+            orjson.dumps(data).decode(),
+        )
+
+    def _move_blobs(self, data: dict[str, Any], table: EventTable) -> dict[str, Any]:
+        data = dict(data)
+        for blob in table.blobs:
+            inline = data.pop(blob.inline, None)
+            if not isinstance(inline, str):
+                continue
+            try:
+                content = base64.b64decode(inline, validate=True)
+            except binascii.Error as exc:
+                raise PoisonEvent(f"{blob.inline} is not valid base64: {exc}") from None
+            fmt = data.get("format")
+            data[blob.ref] = self.blobs.put(content, _content_type(fmt)).as_json()
+        return data
+
+    # ── the flushers ───────────────────────────────────────────────────────
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            batch = [self._pending.popleft() for _ in range(min(self.max_rows, len(self._pending)))]
+            if not self._pending:
+                self._wakeup.clear()
+            if batch:
+                self._in_flight += 1
+                try:
+                    await self._flush(batch)
+                finally:
+                    self._in_flight -= 1
+            if not self._pending and not self._in_flight:
+                self._idle.set()
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                refused = await self._commit(conn, batch)
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning("store.unavailable", rows=len(batch), error=str(exc))
+            failure = StoreUnavailable(f"the database is unavailable: {exc}")
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(failure)
+            return
+        except Exception as exc:  # a bug must fail the callers, not hang them
+            log.exception("store.flush_failed", rows=len(batch))
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(StoreUnavailable(f"store failed: {exc!r}"))
+            return
+        self.stats.batches += 1
+        self.stats.rows += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for pending in batch:
+            if pending.done.done():
+                continue
+            reason = refused.get(id(pending))
+            if reason is None:
+                pending.done.set_result(None)
+            else:
+                self.stats.refused += 1
+                pending.done.set_exception(PoisonEvent(f"the database refused the row: {reason}"))
+
+    async def _commit(self, conn: AsyncConnection, batch: list[_Pending]) -> dict[int, str]:
+        """One transaction for the batch; returns the rows refused, with why."""
+        groups: dict[str, list[_Pending]] = {}
+        for pending in batch:
+            groups.setdefault(pending.table.type, []).append(pending)
+        for rows in groups.values():
+            await self._partitions_for(conn, rows)
+        refused: dict[int, str] = {}
+        inserted = 0
+        try:
+            async with conn.transaction():
+                for rows in groups.values():
+                    inserted += await self._copy(conn, rows[0].table, [p.row for p in rows])
+        except _ROW_ERRORS as exc:
+            if isinstance(exc, errors.CheckViolation) and "partition" in str(exc):
+                self._known_partitions.clear()  # maintenance dropped one we thought was there
+                raise psycopg.OperationalError(f"partition missing: {exc}") from exc
+            log.warning("store.batch_refused", rows=len(batch), error=str(exc))
+            async with conn.transaction():
+                for pending in batch:
+                    try:
+                        async with conn.transaction():
+                            inserted += await self._copy(conn, pending.table, [pending.row])
+                    except _ROW_ERRORS as row_exc:
+                        refused[id(pending)] = str(row_exc).splitlines()[0]
+        self.stats.inserted += inserted
+        return refused
+
+    async def _copy(
+        self, conn: AsyncConnection, table: EventTable, rows: list[tuple[Any, ...]]
+    ) -> int:
+        """Stage ``rows`` with COPY and move the new ones in; returns how many were new."""
+        stage = sql.Identifier(f"loom_stage_{table.name}")
+        await conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (time timestamptz, device_id text, source text,"
+                " id text, received_at timestamptz, schema_version text, data jsonb)"
+                " ON COMMIT DELETE ROWS"
+            ).format(stage)
+        )
+        cur = conn.cursor()
+        async with cur.copy(sql.SQL("COPY {} FROM STDIN").format(stage)) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        inserted = await conn.execute(_insert_sql(table))
+        return max(inserted.rowcount, 0)
+
+    async def _partitions_for(self, conn: AsyncConnection, rows: list[_Pending]) -> None:
+        table = rows[0].table
+        if not self._info:
+            self._info = await load_table_info(conn)
+        info = self._info.get(table.type)
+        if info is None:
+            raise PoisonEvent(f"table {table.name} does not exist: run `loom db migrate`")
+        if info.backend != "partitioned":
+            return
+        known = self._known_partitions.setdefault(table.type, set())
+        starts = {partition_start(p.row[0], info.interval) for p in rows} - known
+        if starts:
+            created = await ensure_partitions(conn, info, starts)
+            if created:
+                log.info("store.partitions_created", table=table.name, partitions=created)
+            known |= starts
+
+
+_INSERTS: dict[str, sql.Composed] = {}
+
+
+def _insert_sql(table: EventTable) -> sql.Composed:
+    query = _INSERTS.get(table.name)
+    if query is None:
+        typed = [sql.Identifier(c.name) for c in table.columns]
+        query = sql.SQL(
+            "INSERT INTO {table} ({staged}{typed}) SELECT {staged}{exprs} FROM {stage}"
+            " ON CONFLICT DO NOTHING"
+        ).format(
+            table=sql.Identifier(table.name),
+            staged=sql.SQL(", ").join(map(sql.Identifier, _STAGED)),
+            typed=sql.SQL("").join(sql.SQL(", ") + t for t in typed),
+            exprs=sql.SQL("").join(sql.SQL(", " + c.expression) for c in table.columns),
+            stage=sql.Identifier(f"loom_stage_{table.name}"),
+        )
+        _INSERTS[table.name] = query
+    return query
+
+
+_CONTENT_TYPES = {
+    "wav": "audio/wav", "pcm": "audio/L16", "opus": "audio/opus", "mp3": "audio/mpeg",
+    "flac": "audio/flac", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+}  # fmt: skip
+
+
+def _content_type(fmt: object) -> str | None:
+    return _CONTENT_TYPES.get(fmt) if isinstance(fmt, str) else None
