@@ -18,6 +18,7 @@ from loom.store import open_store
     name="store",
     consumes=[t.type for t in default_catalog().stored()],
     lifespan=open_store,
+    concurrency=200,  # many deliveries in flight make big group commits
 )
 async def handle(event: Event, ctx: Context) -> None:
     """Writes every stored event type to its table, once."""

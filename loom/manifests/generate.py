@@ -3,11 +3,9 @@ and the catalog. Never edited by hand; a test regenerates them and fails on drif
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
@@ -15,133 +13,35 @@ from loom.catalog import DEAD_LETTER_TYPE, Catalog
 from loom.manifests.models import (
     Broker,
     ConfigMap,
-    Container,
     Delivery,
     Destination,
-    EnvVar,
     InferenceService,
     KafkaSink,
     KafkaSource,
     KafkaTopic,
-    KnativeService,
-    Metadata,
-    Probe,
     Ref,
     ServingRuntime,
     Strict,
     Trigger,
 )
+from loom.manifests.options import ManifestOptions, build, meta, slug
+from loom.manifests.workloads import container, workloads
 from loom.runtime.models import ModelRegistry
 from loom.runtime.registry import GraphError, Registry
 
-__all__ = ["ManifestOptions", "check_graph", "generate", "render", "write"]
+__all__ = ["check_graph", "generate", "render", "write"]
 
 SERVING = "serving.knative.dev/v1"
-PORT = 8080  # what `loom serve` listens on in a container (LOOM_PORT)
-
-
-@dataclass(frozen=True)
-class ManifestOptions:
-    namespace: str = "loom"
-    image: str = "ghcr.io/loom-pipeline/loom:latest"
-    bootstrap_servers: str = "loom-kafka-bootstrap.kafka:9092"
-    replication_factor: int = 3
-    default_partitions: int = 3
-    broker: str = "loom"
-    database_secret: str = "loom-database"
-    retries: int = 5
-    backoff: str = "PT0.2S"
-
-
-T = TypeVar("T", bound=Strict)
-
-
-def _obj(cls: type[T], **fields: Any) -> T:
-    """``cls`` checked strictly from ``fields`` (nested dicts or models)."""
-    return cls.model_validate(fields)
-
-
-def slug(text: str, limit: int = 63) -> str:
-    """A DNS-1123 name from ``text``; long ones end in a short hash to stay unique."""
-    name = text.replace(".", "-").replace("_", "-").lower()
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
-
-
-def _meta(name: str, o: ManifestOptions, **annotations: str) -> Metadata:
-    return _obj(
-        Metadata,
-        name=name,
-        namespace=o.namespace,
-        labels={"app.kubernetes.io/part-of": "loom"},
-        annotations=annotations,
-    )
 
 
 def _service_ref(name: str) -> Destination:
-    return _obj(Destination, ref=_obj(Ref, apiVersion=SERVING, kind="Service", name=name))
+    return build(Destination, ref=build(Ref, apiVersion=SERVING, kind="Service", name=name))
 
 
 def _sink_ref(name: str) -> Destination:
-    return _obj(
+    return build(
         Destination,
-        ref=_obj(Ref, apiVersion="eventing.knative.dev/v1alpha1", kind="KafkaSink", name=name),
-    )
-
-
-def _container(
-    name: str, args: list[str], o: ManifestOptions, *, cpu: str, memory: str
-) -> Container:
-    env = [
-        EnvVar(name="LOOM_PORT", value=str(PORT)),
-        EnvVar(name="LOOM_KAFKA_BOOTSTRAP_SERVERS", value=o.bootstrap_servers),
-        EnvVar(name="LOOM_KAFKA_DEFAULT_PARTITIONS", value=str(o.default_partitions)),
-        EnvVar(name="LOOM_KAFKA_DEFAULT_REPLICATION_FACTOR", value=str(o.replication_factor)),
-        EnvVar(name="LOOM_ENVIRONMENT", value="production"),
-        EnvVar(name="LOOM_LOG_LEVEL", value="INFO"),
-        _obj(
-            EnvVar,
-            name="LOOM_DATABASE_URL",
-            valueFrom={"secretKeyRef": {"name": o.database_secret, "key": "url"}},
-        ),
-    ]
-    probe = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 5}
-    return _obj(
-        Container,
-        name=name,
-        image=o.image,
-        args=args,
-        env=env,
-        ports=[{"containerPort": PORT, "name": "http1"}],
-        resources={"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
-        readinessProbe=Probe.model_validate(probe),
-        livenessProbe=Probe.model_validate({"httpGet": {"path": "/healthz", "port": PORT}}),
-    )
-
-
-def _knative(
-    name: str, args: list[str], o: ManifestOptions, *, min_scale: int, concurrency: int, why: str
-) -> KnativeService:
-    annotations = {
-        "autoscaling.knative.dev/min-scale": str(min_scale),
-        "autoscaling.knative.dev/target": str(concurrency),
-        "autoscaling.knative.dev/metric": "concurrency",
-    }
-    return _obj(
-        KnativeService,
-        metadata=_meta(name, o, **{"loom.dev/why": why}),
-        spec={
-            "template": {
-                "metadata": {"annotations": annotations},
-                "spec": {
-                    "containerConcurrency": concurrency * 2,
-                    "timeoutSeconds": 300,
-                    "containers": [_container("loom", args, o, cpu="250m", memory="256Mi")],
-                },
-            }
-        },
+        ref=build(Ref, apiVersion="eventing.knative.dev/v1alpha1", kind="KafkaSink", name=name),
     )
 
 
@@ -193,72 +93,51 @@ def generate(
     """Every object, keyed by the file it goes in (relative to the repository root)."""
     check_graph(registry, catalog)
     out: dict[str, list[Strict]] = defaultdict(list)
-    out["knative/ingest.yaml"].append(
-        _knative(
-            "ingest",
-            ["serve", "ingest"],
-            o,
-            min_scale=1,
-            concurrency=100,
-            why="the front door stays up: a device must never meet a cold start",
-        )
-    )
-    for spec in sorted(registry.functions.values(), key=lambda s: s.name):
-        out[f"knative/{spec.name}.yaml"].append(
-            _knative(
-                slug(spec.name),
-                ["serve", spec.name],
-                o,
-                min_scale=0,
-                concurrency=10,
-                why=spec.description or "a Loom function",
-            )
-        )
-
+    out.update(workloads(registry, o))
     dead = "loom-dead-letter"
-    delivery = _obj(
+    delivery = build(
         Delivery,
         retry=o.retries,
         backoffPolicy="exponential",
         backoffDelay=o.backoff,
         deadLetterSink=_sink_ref(dead),
     )
-    config = _obj(
+    config = build(
         ConfigMap,
-        metadata=_meta("loom-kafka-broker-config", o),
+        metadata=meta("loom-kafka-broker-config", o),
         data={
             "bootstrap.servers": o.bootstrap_servers,
             "default.topic.partitions": str(o.default_partitions),
             "default.topic.replication.factor": str(o.replication_factor),
         },
     )
-    broker = _obj(
+    broker = build(
         Broker,
-        metadata=_meta(o.broker, o, **{"eventing.knative.dev/broker.class": "Kafka"}),
+        metadata=meta(o.broker, o, **{"eventing.knative.dev/broker.class": "Kafka"}),
         spec={
-            "config": _obj(Ref, apiVersion="v1", kind="ConfigMap", name=config.metadata.name),
+            "config": build(Ref, apiVersion="v1", kind="ConfigMap", name=config.metadata.name),
             "delivery": delivery,
         },
     )
     out["eventing/broker.yaml"] += [config, broker]
     out["eventing/dead-letter.yaml"].append(
-        _obj(
+        build(
             KafkaSink,
-            metadata=_meta(dead, o),
+            metadata=meta(dead, o),
             spec={
                 "topic": catalog[DEAD_LETTER_TYPE].topic(),
                 "bootstrapServers": [o.bootstrap_servers],
             },
         )
     )
-    broker_ref = _obj(
+    broker_ref = build(
         Destination,
-        ref=_obj(Ref, apiVersion="eventing.knative.dev/v1", kind="Broker", name=o.broker),
+        ref=build(Ref, apiVersion="eventing.knative.dev/v1", kind="Broker", name=o.broker),
     )
     out["eventing/sources.yaml"].append(
-        _obj(
+        build(
             KafkaSource,
-            metadata=_meta("loom-ingest-topics", o),
+            metadata=meta("loom-ingest-topics", o),
             spec={
                 "consumerGroup": "loom-broker-source",
                 "bootstrapServers": [o.bootstrap_servers],
@@ -271,9 +150,9 @@ def generate(
         order = "ordered" if spec.ordered else "unordered"
         for consumed in spec.consumes:
             out["eventing/triggers.yaml"].append(
-                _obj(
+                build(
                     Trigger,
-                    metadata=_meta(
+                    metadata=meta(
                         slug(f"{spec.name}-{consumed}"),
                         o,
                         **{"kafka.eventing.knative.dev/delivery.order": order},
@@ -290,14 +169,14 @@ def generate(
     for type_ in derived:
         sink = slug(f"persist-{type_}")
         out["eventing/persist.yaml"] += [
-            _obj(
+            build(
                 KafkaSink,
-                metadata=_meta(sink, o),
+                metadata=meta(sink, o),
                 spec={"topic": catalog[type_].topic(), "bootstrapServers": [o.bootstrap_servers]},
             ),
-            _obj(
+            build(
                 Trigger,
-                metadata=_meta(sink, o),
+                metadata=meta(sink, o),
                 spec={
                     "broker": o.broker,
                     "filter": {"attributes": {"type": type_}},
@@ -310,7 +189,7 @@ def generate(
 
     for t in catalog:
         out["eventing/topics.yaml"].append(
-            _obj(
+            build(
                 KafkaTopic,
                 metadata={
                     "name": slug(t.type),
@@ -326,14 +205,14 @@ def generate(
             )
         )
     out["kserve/runtime.yaml"].append(
-        _obj(
+        build(
             ServingRuntime,
-            metadata=_meta("loom-python", o),
+            metadata=meta("loom-python", o),
             spec={
                 "supportedModelFormats": [{"name": "loom", "version": "1"}],
                 "protocolVersions": ["v2"],
                 "containers": [
-                    _container("kserve-container", ["serve-model"], o, cpu="1", memory="4Gi")
+                    container("kserve-container", ["serve-model"], o, cpu="1", memory="4Gi")
                 ],
             },
         )
@@ -346,9 +225,9 @@ def generate(
         if m.gpu:
             resources["limits"]["nvidia.com/gpu"] = "1"
         out[f"kserve/{m.name}.yaml"].append(
-            _obj(
+            build(
                 InferenceService,
-                metadata=_meta(
+                metadata=meta(
                     slug(m.name),
                     o,
                     **{

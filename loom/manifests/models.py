@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "Broker", "ConfigMap", "Container", "InferenceService", "KafkaSink", "KafkaSource",
-    "KafkaTopic", "KnativeService", "ServingRuntime", "Trigger",
+    "Broker", "ConfigMap", "Container", "CronJob", "InferenceService", "KafkaSink",
+    "KafkaSource", "KafkaTopic", "KnativeService", "ServingRuntime", "Trigger",
 ]  # fmt: skip
 
 
@@ -24,6 +24,13 @@ DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 class Metadata(Strict):
     name: str = Field(pattern=DNS1123, max_length=63)
     namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class TemplateMetadata(Strict):
+    """The metadata of a template (a revision, a job, a pod): no name of its own."""
+
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -55,6 +62,15 @@ class EnvVar(Strict):
     valueFrom: EnvVarSource | None = None
 
 
+class ConfigMapEnvSource(Strict):
+    name: str = Field(pattern=DNS1123, max_length=253)
+    optional: bool | None = None
+
+
+class EnvFromSource(Strict):
+    configMapRef: ConfigMapEnvSource
+
+
 class ContainerPort(Strict):
     containerPort: int = Field(ge=1, le=65535)
     name: str | None = None
@@ -81,21 +97,61 @@ class Container(Strict):
     image: str
     args: list[str] = Field(default_factory=list)
     env: list[EnvVar] = Field(default_factory=list)
+    envFrom: list[EnvFromSource] = Field(default_factory=list)
     ports: list[ContainerPort] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
     readinessProbe: Probe | None = None
     livenessProbe: Probe | None = None
 
 
+# ── batch/v1 ──────────────────────────────────────────────────────────────
+class JobPodSpec(Strict):
+    restartPolicy: Literal["OnFailure", "Never"]
+    containers: list[Container] = Field(min_length=1, max_length=1)
+
+
+class JobPodTemplate(Strict):
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+    spec: JobPodSpec
+
+
+class JobSpec(Strict):
+    backoffLimit: int = Field(ge=0)
+    activeDeadlineSeconds: int = Field(ge=1)
+    template: JobPodTemplate
+
+
+class JobTemplate(Strict):
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+    spec: JobSpec
+
+
+class CronJobSpec(Strict):
+    schedule: str = Field(pattern=r"^\S+( \S+){4}$")  # five cron fields
+    concurrencyPolicy: Literal["Allow", "Forbid", "Replace"]
+    startingDeadlineSeconds: int = Field(ge=1)
+    successfulJobsHistoryLimit: int = Field(ge=0)
+    failedJobsHistoryLimit: int = Field(ge=0)
+    jobTemplate: JobTemplate
+
+
+class CronJob(Strict):
+    apiVersion: Literal["batch/v1"] = "batch/v1"
+    kind: Literal["CronJob"] = "CronJob"
+    metadata: Metadata
+    spec: CronJobSpec
+
+
 # ── serving.knative.dev ───────────────────────────────────────────────────
 class RevisionSpec(Strict):
-    containerConcurrency: int = Field(ge=0)
+    # Knative refuses more than its container-concurrency-max-limit (1000 by default).
+    containerConcurrency: int = Field(ge=0, le=1000)
     timeoutSeconds: int = Field(ge=1, le=3600)
     containers: list[Container] = Field(min_length=1, max_length=1)
 
 
 class RevisionTemplate(Strict):
-    metadata: dict[str, dict[str, str]]
+    metadata: TemplateMetadata
     spec: RevisionSpec
 
 

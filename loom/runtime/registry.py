@@ -56,6 +56,7 @@ class FunctionSpec:
     models: tuple[str, ...] = ()
     description: str = ""
     lifespan: Lifespan | None = None
+    concurrency: int | None = None
 
     def check(self, catalog: Catalog) -> None:
         for kind, names in (("consumes", self.consumes), ("produces", self.produces)):
@@ -103,13 +104,16 @@ def function(
     ordered: bool = False,
     models: Iterable[str] = (),
     lifespan: Lifespan | None = None,
+    concurrency: int | None = None,
     registry: Registry = REGISTRY,
 ) -> Callable[[Any], Any]:
     """Register ``handle`` as a function of the graph.
 
     ``ordered`` asks for one device's events in order (per-device state);
     ``models`` names the model servers it asks ``ctx.model(...)`` for;
-    ``lifespan(settings)`` opens what the handler keeps between events (``ctx.state``).
+    ``lifespan(settings)`` opens what the handler keeps between events (``ctx.state``);
+    ``concurrency`` is how many deliveries one replica takes at once (Knative's
+    containerConcurrency; unset keeps the manifests' default).
     """
 
     def register(handler: Any) -> Any:
@@ -121,6 +125,7 @@ def function(
             ordered=ordered,
             models=tuple(models),
             lifespan=lifespan,
+            concurrency=concurrency,
             description=(handler.__doc__ or "").strip().split("\n")[0],
         )
         registry.add(spec)

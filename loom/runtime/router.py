@@ -60,6 +60,7 @@ class FunctionRunner:
     url: str | None = None
     handled: int = 0
     dead_lettered: int = 0
+    unavailable: int = 0  # attempts that found a dependency down (and were tried again)
     stop_event: threading.Event = field(default_factory=threading.Event)
     _client: Any = field(default=None, repr=False)
     _state: Any = field(default=None, repr=False)
@@ -103,19 +104,18 @@ class FunctionRunner:
                 from_kafka(message.headers(), message.key(), message.value())
             )
         except Exception as exc:  # noqa: BLE001 - anything undecodable is poison
-            return [
-                self._dead_letter(
-                    None, message, f"not a binary-mode CloudEvent: {exc}", "poison", 1
-                )
-            ]
+            return self._dead_letter(
+                None, message, f"not a binary-mode CloudEvent: {exc}", "poison", 1
+            )
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._call(event)
             except PoisonEvent as exc:
-                return [self._dead_letter(event, message, str(exc), "poison", attempt)]
+                return self._dead_letter(event, message, str(exc), "poison", attempt)
             except Unavailable as exc:
+                self.unavailable += 1
                 if self.stop_event.is_set():
                     raise _Abandoned(str(exc)) from exc
                 delay = min(5.0, self.backoff_seconds * 2 ** min(attempt - 1, 8))
@@ -123,7 +123,7 @@ class FunctionRunner:
                             attempt=attempt, delay=delay, error=str(exc))  # fmt: skip
             except (HandlerFailed, BadOutput) as exc:
                 if attempt >= self.max_attempts or self.stop_event.is_set():
-                    return [self._dead_letter(event, message, str(exc), "exhausted", attempt)]
+                    return self._dead_letter(event, message, str(exc), "exhausted", attempt)
                 delay = min(30.0, self.backoff_seconds * 2 ** (attempt - 1))
                 log.warning("router.retry", function=self.spec.name, event_id=event.id,
                             attempt=attempt, delay=delay, error=str(exc))  # fmt: skip
@@ -147,10 +147,16 @@ class FunctionRunner:
 
     def _dead_letter(
         self, event: Event | None, message: Message, reason: str, kind: str, attempts: int
-    ) -> Event:
-        self.dead_lettered += 1
+    ) -> list[Event]:
         (topic, partition), offset = _position(message)
         where = {"topic": topic, "partition": partition, "offset": offset}
+        if event is not None and event.type == DEAD_LETTER_TYPE:
+            # A dead letter no function can handle stays where it is, in the dead-letter
+            # topic; dead-lettering it again would go round forever.
+            log.error("router.dead_letter_unhandled", function=self.spec.name, kind=kind,
+                      reason=reason, **where)  # fmt: skip
+            return []
+        self.dead_lettered += 1
         if event is not None:
             attrs = {"id": event.id, "source": event.source, "type": event.type,
                      "time": event.time.isoformat()}  # fmt: skip
@@ -159,7 +165,7 @@ class FunctionRunner:
                      "type": "(undecodable)"}  # fmt: skip
         data = event.data if event is not None else _text(message.value())
         log.error("router.dead_letter", function=self.spec.name, kind=kind, reason=reason, **where)
-        return Event(
+        letter = Event(
             type=DEAD_LETTER_TYPE,
             data={"device_id": event.device_id if event else None,
                   "timestamp": datetime.now(UTC).isoformat(), "function": self.spec.name,
@@ -168,6 +174,7 @@ class FunctionRunner:
             source=f"/loom/functions/{self.spec.name}",
             device_id=event.device_id if event else None,
         )  # fmt: skip
+        return [letter]
 
     # ── the loop ───────────────────────────────────────────────────────────
     def run(self) -> None:

@@ -160,6 +160,7 @@ async def _sync_timescale_policies(
         done.append(f"{info.name}: retention {_pg_interval(retention)}")
     compress_after = info.interval * 2
     if "policy_compression" not in jobs and compress_after < retention:
+        await conn.execute("SELECT loom_enable_compression(%s::regclass)", (info.name,))
         await conn.execute(
             sql.SQL("SELECT add_compression_policy({}, compress_after => {}::interval)").format(
                 table, sql.Literal(_pg_interval(compress_after))

@@ -10,8 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from loom.catalog import default_catalog
-from loom.manifests import ManifestOptions, check_graph, generate, render
-from loom.manifests.models import Trigger
+from loom.manifests import ManifestOptions, check_graph, config_defaults, generate, render
+from loom.manifests.models import CronJob, Trigger
 from loom.runtime.models import ModelRegistry, discover_models, model
 from loom.runtime.registry import GraphError, Registry, discover, function
 from tests.loom.runtime.sample import registry as sample
@@ -115,8 +115,8 @@ def test_models_refuse_unknown_fields() -> None:
         Trigger.model_validate(trigger)
 
 
-def _kubernetes_container_validator() -> Any:
-    """Kubernetes' own strict JSON Schema of a Container (from kubernetes-validate)."""
+def _kubernetes_validator(schema: str = "container-v1.json") -> Any:
+    """Kubernetes' own strict JSON Schema of ``schema`` (from kubernetes-validate)."""
     import json
 
     import kubernetes_validate
@@ -129,27 +129,133 @@ def _kubernetes_container_validator() -> Any:
         key=lambda p: [int(x) for x in p.name[1:].split("-")[0].split(".")],
     )[-1]
     definitions = json.loads((strict / "_definitions.json").read_text())
-    container = json.loads((strict / "container-v1.json").read_text())
+    top = json.loads((strict / schema).read_text())
     registry = Registry().with_resource(
         "https://kubernetes.io/api/_definitions.json", Resource.from_contents(definitions)
     )
-    return Draft202012Validator(container, registry=registry)
+    return Draft202012Validator(top, registry=registry)
+
+
+def _containers(node: Any) -> list[dict[str, Any]]:
+    """Every container in ``node``, however deep (Services, runtimes, CronJobs alike)."""
+    if isinstance(node, list):
+        return [c for item in node for c in _containers(item)]
+    if not isinstance(node, dict):
+        return []
+    found = list(node.get("containers", []))
+    return found + [c for k, v in node.items() if k != "containers" for c in _containers(v)]
+
+
+def _all_docs(files: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for rel in sorted(files) for d in _docs(files, rel)]
 
 
 def test_embedded_containers_are_valid_kubernetes_containers() -> None:
-    validator = _kubernetes_container_validator()
+    validator = _kubernetes_validator()
     files = generate(default_catalog(), sample, ManifestOptions())
-    containers = []
-    for rel in ("knative/ingest.yaml", "knative/power-echo.yaml", "kserve/runtime.yaml"):
-        for doc in _docs(files, rel):
-            spec = doc["spec"]["template"]["spec"] if doc["kind"] == "Service" else doc["spec"]
-            containers += spec["containers"]
-    assert len(containers) == 3
+    containers = _containers(_all_docs(files))
+    # ingest, power-echo, liar, the maintenance CronJob and the ServingRuntime
+    assert len(containers) == 5
     for container in containers:
         errors = [e.message for e in validator.iter_errors(container)]
         assert errors == [], errors
     broken = {**containers[0], "imagePullPolicyy": "Always"}
     assert any("imagePullPolicyy" in e.message for e in validator.iter_errors(broken))
+
+
+def test_maintenance_runs_hourly_as_a_valid_kubernetes_cronjob() -> None:
+    files = generate(default_catalog(), sample, ManifestOptions())
+    (cronjob,) = _docs(files, "knative/maintenance.yaml")
+    errors = [
+        e.message for e in _kubernetes_validator("cronjob-batch-v1.json").iter_errors(cronjob)
+    ]
+    assert errors == [], errors
+    spec = cronjob["spec"]
+    assert cronjob["kind"] == "CronJob"
+    assert spec["schedule"] == "17 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    job = spec["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] < 3600, "a run must end before the next one is due"
+    pod = job["template"]["spec"]
+    errors = [e.message for e in _kubernetes_validator("podspec-v1.json").iter_errors(pod)]
+    assert errors == [], errors
+    assert pod["restartPolicy"] == "OnFailure"
+    (container,) = pod["containers"]
+    assert container["args"] == ["db", "maintain"]
+    (service,) = _docs(files, "knative/ingest.yaml")
+    (serving,) = service["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == serving["image"]
+    assert container["env"] == serving["env"], "the job must reach the same database"
+    assert container["envFrom"] == serving["envFrom"]
+    cronjob["spec"]["schedual"] = cronjob["spec"].pop("schedule")
+    with pytest.raises(ValidationError, match="schedual"):
+        CronJob.model_validate(cronjob)
+
+
+def test_every_container_reads_the_defaults_then_the_operators_config() -> None:
+    files = generate(default_catalog(), sample, ManifestOptions())
+    (defaults,) = _docs(files, "knative/config.yaml")
+    errors = [e.message for e in _kubernetes_validator("configmap-v1.json").iter_errors(defaults)]
+    assert errors == [], errors
+    assert defaults["data"]["LOOM_STORE_BLOB_URL"].startswith("s3://")
+    for container in _containers(_all_docs(files)):
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": defaults["metadata"]["name"]}},
+            {"configMapRef": {"name": "loom-config", "optional": True}},
+        ], container["args"]
+        explicit = {e["name"] for e in container["env"]}
+        assert not explicit & set(defaults["data"]), "an env entry would hide the ConfigMaps"
+
+
+def test_the_defaults_make_valid_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loom.store.settings import StoreSettings
+
+    defaults = config_defaults(ManifestOptions())
+    for name in defaults:
+        assert name.removeprefix("LOOM_").lower() in StoreSettings.model_fields, name
+    for name, value in defaults.items():
+        monkeypatch.setenv(name, value)
+    settings = StoreSettings()
+    assert settings.store_blob_url == defaults["LOOM_STORE_BLOB_URL"]
+    assert settings.environment == "production"
+
+
+def _with_concurrency(name: str, concurrency: int | None) -> Registry:
+    own = Registry()
+
+    async def handle(event: Any, ctx: Any) -> None:
+        return None
+
+    function(consumes=["device.state.power.raw"], name=name, concurrency=concurrency, registry=own)(
+        handle
+    )
+    return own
+
+
+def _serving(files: dict[str, Any], name: str) -> tuple[int, str]:
+    (service,) = _docs(files, f"knative/{name}.yaml")
+    template = service["spec"]["template"]
+    return (
+        template["spec"]["containerConcurrency"],
+        template["metadata"]["annotations"]["autoscaling.knative.dev/target"],
+    )
+
+
+def test_a_function_declares_how_many_deliveries_a_replica_takes() -> None:
+    catalog = default_catalog()
+    files = generate(catalog, _with_concurrency("sink", 200), ManifestOptions())
+    assert _serving(files, "sink") == (200, "100")
+    files = generate(catalog, sample, ManifestOptions())
+    assert _serving(files, "power-echo") == (20, "10"), "the default is unchanged"
+    assert _serving(files, "ingest") == (200, "100")
+    with pytest.raises(GraphError, match=r"'sink': concurrency 0 is not within 1\.\.1000"):
+        generate(catalog, _with_concurrency("sink", 0), ManifestOptions())
+
+
+@pytest.mark.parametrize("name", ["ingest", "maintenance", "config"])
+def test_a_function_cannot_take_the_file_of_loom_s_own_objects(name: str) -> None:
+    with pytest.raises(GraphError, match=f"would share knative/{name}.yaml"):
+        generate(default_catalog(), _with_concurrency(name, None), ManifestOptions())
 
 
 def test_an_inference_service_per_model() -> None:

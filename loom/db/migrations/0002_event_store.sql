@@ -47,10 +47,6 @@ BEGIN
     IF backend = 'timescaledb' THEN
         EXECUTE format('CREATE TABLE %I (%s)', tbl, body);
         PERFORM create_hypertable(tbl::regclass, 'time', chunk_time_interval => chunk);
-        EXECUTE format(
-            'ALTER TABLE %I SET (timescaledb.compress, '
-            'timescaledb.compress_segmentby = %L, timescaledb.compress_orderby = %L)',
-            tbl, 'device_id', 'time DESC');
     ELSIF backend = 'partitioned' THEN
         EXECUTE format('CREATE TABLE %I (%s) PARTITION BY RANGE (time)', tbl, body);
     ELSE
@@ -59,4 +55,14 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %I (device_id, time DESC)', tbl || '_device_time', tbl);
     INSERT INTO loom_event_tables (table_name, event_type, backend, partition_interval)
     VALUES (tbl, event_type, backend, chunk);
+END $$;
+
+-- TimescaleDB: compress a hypertable's chunks by device, newest first (called by
+-- `loom db maintain` before it adds the compression policy).
+CREATE FUNCTION loom_enable_compression(tbl regclass) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format(
+        'ALTER TABLE %s SET (timescaledb.compress, '
+        'timescaledb.compress_segmentby = %L, timescaledb.compress_orderby = %L)',
+        tbl, 'device_id', 'time DESC');
 END $$;
