@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -53,6 +54,7 @@ def run_dev(
     from loom.runtime.router import Router
     from loom.services import KafkaServer, LocalServices, PostgresServer
     from loom.serving import SERVICES, uvicorn_config
+    from loom.store import maintain_periodically
 
     if fresh:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -69,6 +71,8 @@ def run_dev(
         env = {
             "LOOM_KAFKA_BOOTSTRAP_SERVERS": external_kafka or services.kafka.bootstrap_servers,
             "LOOM_DATABASE_URL": external_db or services.postgres.url,
+            "LOOM_STORE_BLOB_URL": os.environ.get("LOOM_STORE_BLOB_URL")
+            or (data_dir.resolve() / "blobs").as_uri(),
         }
         os.environ.update(env)
         settings = load_settings(LoomSettings)
@@ -91,6 +95,8 @@ def run_dev(
                           highlight=False)  # fmt: skip
         console.print(f"  `source {data_dir / 'env'}` points other shells here.  Ctrl-C stops.")
         router = Router(discover(), catalog, settings, urls=urls or {}).start()
+        stop_maintenance = threading.Event()
+        maintain_periodically(settings, catalog, stop_maintenance)
         names = ", ".join(r.spec.name for r in router.runners) or "none registered yet"
         console.print(f"  functions:   {names}", highlight=False)
         config = uvicorn_config(SERVICES["ingest"], host=settings.host, port=settings.port,
@@ -99,6 +105,7 @@ def run_dev(
             uvicorn.Server(config).run()
         finally:
             _shield()
+            stop_maintenance.set()
             with console.status("draining functions…"):
                 router.stop()
     finally:

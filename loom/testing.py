@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from loom.catalog import Catalog, default_catalog
 from loom.errors import LoomError
@@ -60,7 +61,11 @@ def assert_emitted(events: list[Event], type_: str, count: int | None = None) ->
 
 
 class FunctionHarness:
-    """Calls one function as every host does (same checks), with no I/O."""
+    """Calls one function as every host does (same checks), with no I/O of its own.
+
+    A function with a lifespan (what it keeps between events, ``ctx.state``) is called
+    inside ``async with FunctionHarness(handle) as harness:``, which opens and closes it.
+    """
 
     def __init__(
         self,
@@ -75,10 +80,30 @@ class FunctionHarness:
         self.settings = settings or LoomSettings()
         self.models = models or {}
         self.spec.check(self.catalog)
+        self.state: Any = None
+        self._resources = AsyncExitStack()
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        if self.spec.lifespan is not None:
+            self.state = await self._resources.enter_async_context(
+                self.spec.lifespan(self.settings)
+            )
+        self._open = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._open = False
+        await self._resources.aclose()
 
     async def call(self, event: Event) -> list[Event]:
+        if self.spec.lifespan is not None and not self._open:
+            raise RuntimeError(
+                f"function {self.spec.name!r} has a lifespan: "
+                "call it inside `async with FunctionHarness(...) as harness:`"
+            )
         return await invoke(self.spec, event, catalog=self.catalog, settings=self.settings,
-                            models=self.models)  # fmt: skip
+                            models=self.models, state=self.state)  # fmt: skip
 
     async def call_example(self, type_: str, name: str | None = None, **kw: Any) -> list[Event]:
         return await self.call(example_event(type_, name=name, catalog=self.catalog, **kw))
@@ -112,7 +137,18 @@ class InMemoryBroker:
         return list(self.topics.get(type_, []))
 
     async def run(self, max_steps: int = 100_000) -> int:
-        """Deliver until the graph is idle; returns how many deliveries were made."""
+        """Deliver until the graph is idle; returns how many deliveries were made.
+
+        The lifespans of the functions (``ctx.state``) are open for the whole run."""
+        async with AsyncExitStack() as resources:
+            states = {
+                spec.name: await resources.enter_async_context(spec.lifespan(self.settings))
+                for spec in self.registry.functions.values()
+                if spec.lifespan is not None
+            }
+            return await self._deliver(states, max_steps)
+
+    async def _deliver(self, states: Mapping[str, Any], max_steps: int) -> int:
         steps = 0
         while self._queue:
             event = self._queue.pop(0)
@@ -122,7 +158,8 @@ class InMemoryBroker:
                     raise RuntimeError(f"the graph did not settle in {max_steps} deliveries")
                 try:
                     made = await invoke(spec, event, catalog=self.catalog,
-                                        settings=self.settings, models=self.models)  # fmt: skip
+                                        settings=self.settings, models=self.models,
+                                        state=states.get(spec.name))  # fmt: skip
                 except LoomError as exc:
                     self.dead_letters.append(DeadLetter(spec.name, event, str(exc)))
                     continue

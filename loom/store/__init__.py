@@ -2,7 +2,7 @@
 
 from loom.store.blobs import BlobRef, BlobStore, LocalBlobStore, open_blob_store
 from loom.store.partitions import MaintenanceReport, maintain
-from loom.store.service import Store, open_store, store_settings
+from loom.store.service import Store, maintain_periodically, open_store, store_settings
 from loom.store.settings import StoreSettings
 from loom.store.tables import EventTable, event_tables
 from loom.store.writer import GroupCommitWriter, StoreUnavailable
@@ -19,6 +19,7 @@ __all__ = [
     "StoreUnavailable",
     "event_tables",
     "maintain",
+    "maintain_periodically",
     "open_blob_store",
     "open_store",
     "store_settings",

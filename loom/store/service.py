@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from loom.catalog import Catalog, default_catalog
@@ -14,11 +16,12 @@ from loom.db.migrate import migrate
 from loom.logging import get_logger
 from loom.settings import LoomSettings
 from loom.store.blobs import BlobStore, open_blob_store
+from loom.store.partitions import maintain
 from loom.store.settings import StoreSettings
 from loom.store.tables import EventTable, event_tables
 from loom.store.writer import GroupCommitWriter
 
-__all__ = ["Store", "open_store", "store_settings"]
+__all__ = ["Store", "maintain_periodically", "open_store", "store_settings"]
 
 log = get_logger(__name__)
 
@@ -75,3 +78,32 @@ async def open_store(
         await writer.close()
         await pool.close()
         log.info("store.stopped", **vars(writer.stats))
+
+
+def maintain_periodically(
+    settings: LoomSettings, catalog: Catalog, stop: threading.Event
+) -> threading.Thread:
+    """``loom db maintain`` every LOOM_STORE_MAINTAIN_INTERVAL_SECONDS (first run now) in a
+    thread, until ``stop`` is set: what the CronJob does in the cluster."""
+    config = store_settings(settings)
+    tables = event_tables(catalog)
+
+    async def once() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            config.database_url, autocommit=True, connect_timeout=10
+        ) as conn:
+            report = await maintain(conn, tables, ahead_days=config.store_partitions_ahead_days)
+        log.info("store.maintained", created=len(report.created), dropped=report.dropped,
+                 policies=report.policies)  # fmt: skip
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                asyncio.run(once())
+            except Exception:  # the next round tries again; the store still works meanwhile
+                log.exception("store.maintenance_failed")
+            stop.wait(config.store_maintain_interval_seconds)
+
+    thread = threading.Thread(target=loop, name="store-maintenance", daemon=True)
+    thread.start()
+    return thread

@@ -292,3 +292,16 @@ def test_the_dead_letter_type_is_in_the_catalog(catalog: Catalog) -> None:
 
     assert catalog[DEAD_LETTER_TYPE].table == "system_events_deadletter"
     assert not catalog[DEAD_LETTER_TYPE].ingest
+
+
+def test_a_typed_column_must_be_a_scalar_field_of_the_schema(copy: Path) -> None:
+    _edit_catalog(copy, "columns: [x, y, z]", "columns: [x, y, z, magnitude]")
+    with pytest.raises(
+        CatalogError,
+        match=r"\(device.sensor.accelerometer.raw\)\.columns: 'magnitude' is not a top-level "
+        r"property of one scalar type",
+    ):
+        load_catalog(copy)
+    _edit_catalog(copy, "columns: [x, y, z, magnitude]", "columns: [timestamp]")
+    with pytest.raises(CatalogError, match="'timestamp' is not a top-level property"):
+        load_catalog(copy)  # a $ref, not a type of its own: no column type to derive
