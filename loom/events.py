@@ -17,6 +17,8 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 
 __all__ = [
+    "PARTITION_KEY",
+    "RECORDED_TIME",
     "CloudEvent",
     "KafkaRecord",
     "from_kafka",
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 PARTITION_KEY = "partitionkey"
+RECORDED_TIME = "recordedtime"  # extension: when Loom received the event
 
 KafkaRecord = ce_kafka.KafkaMessage
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from cloudevents.core.formats.json import JSONFormat
 from functions.ingest.auth import Principal
 from functions.ingest.problems import BadRequest, Forbidden, InvalidData, TooLarge, TooManyRequests
 from loom.catalog import Catalog, EventType
-from loom.events import PARTITION_KEY
+from loom.events import PARTITION_KEY, RECORDED_TIME
 from loom.kafka import OutgoingRecord
 
 __all__ = ["MAX_ATTRIBUTE_BYTES", "Accepted", "Acceptor", "RateLimiter"]
@@ -119,6 +120,9 @@ class Acceptor:
             attributes[PARTITION_KEY] = device_id
         attributes["datacontenttype"] = "application/json"
         attributes["dataschema"] = event_type.schema_id  # the schema it was checked against
+        # When Loom received it (the CloudEvents `recordedtime` extension; the store's
+        # received_at). Ingest's own clock: whatever a device put there is replaced.
+        attributes[RECORDED_TIME] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         record = ce_kafka.to_binary(_Checked(attributes, value), _FORMAT)
         return Accepted(
             id=event.get_id(),

@@ -31,6 +31,7 @@ import psycopg
 from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool
 
+from loom.events import RECORDED_TIME
 from loom.logging import get_logger
 from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent, Unavailable
@@ -125,7 +126,7 @@ class GroupCommitWriter:
         data = event.data
         if table.blobs and isinstance(data, dict):
             data = await asyncio.to_thread(self._move_blobs, data, table)
-        received = event.extensions.get("recordedtime")
+        received = event.extensions.get(RECORDED_TIME)
         if isinstance(received, str):
             try:
                 received = datetime.fromisoformat(received)

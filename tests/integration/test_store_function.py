@@ -8,7 +8,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -193,3 +195,41 @@ async def test_concurrent_http_deliveries_are_group_committed(
         ).fetchone() or (0, 0)
     assert rows == 640
     assert commits < 320  # rows of one commit share its now(): far fewer commits than rows
+
+
+def test_an_event_posted_to_ingest_is_stored_with_when_it_was_received(
+    services: LocalServices,
+    catalog: Catalog,
+    client: Any,
+    device: dict[str, Any],
+    ingest_settings: Any,
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.integration.ingest_helpers import binary_headers
+    from tests.integration.ingest_helpers import gps as gps_data
+
+    settings = store_settings(services, ingest_settings.database_url, tmp_path)
+    headers = binary_headers(device["token"])
+    sent = datetime.now(UTC)
+    answer = client.post("/", content=json.dumps(gps_data(device["device_id"])), headers=headers)
+    assert answer.status_code == 202, answer.text
+
+    runner = FunctionRunner(store.spec, catalog, settings)
+    thread = run_store(runner)
+    where = f"id = '{headers['ce-id']}'"
+    try:
+        wait_for("the row", lambda: count(settings.database_url, "device_sensor_gps_raw", where))
+    finally:
+        runner.stop_event.set()
+        thread.join(60)
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            f"SELECT device_id, source, latitude, received_at, stored_at"
+            f" FROM device_sensor_gps_raw WHERE {where}"
+        ).fetchone()
+    assert row is not None
+    device_id, source, latitude, received_at, stored_at = row
+    assert (device_id, source, latitude) == (device["device_id"], "/tests", 52.52)
+    assert sent <= received_at <= stored_at
