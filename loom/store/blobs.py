@@ -3,7 +3,7 @@
 A blob is named by the SHA-256 of its bytes, so writing the same bytes twice (a
 redelivery, a replay) is one file, and a reference can be checked against what
 it points to. ``file://`` keeps them in a local directory (the default); ``s3://``
-in any S3-compatible store through boto3 (``pip install loom[s3]``).
+in any S3-compatible store through boto3 (the ``s3`` extra).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class S3BlobStore:
             import boto3  # type: ignore[import-not-found, unused-ignore]
         except ImportError as exc:
             raise ConfigError(
-                "LOOM_STORE_BLOB_URL is s3:// but boto3 is not installed (pip install loom[s3])"
+                "LOOM_STORE_BLOB_URL is s3:// but boto3 is not installed: "
+                "`uv sync --extra s3` or `pip install 'loom[s3]'`"
             ) from exc
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = boto3.client("s3", endpoint_url=endpoint_url)
