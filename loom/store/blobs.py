@@ -78,7 +78,7 @@ class S3BlobStore:
 
     def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
         try:
-            import boto3  # type: ignore[import-not-found, unused-ignore]
+            import boto3
         except ImportError as exc:
             raise ConfigError(
                 "LOOM_STORE_BLOB_URL is s3:// but boto3 is not installed: "

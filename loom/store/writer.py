@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from prometheus_client import Counter, Histogram
 from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -47,6 +49,13 @@ _STAGED = ("time", "device_id", "source", "id", "received_at", "schema_version",
 # SQLSTATE classes that mean "this row", not "this database": data exceptions (22),
 # integrity violations (23) other than a missing partition, which is handled apart.
 _ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+
+
+ROWS = Counter("loom_store_rows_total", "Rows the store was given, by table and outcome "
+               "(inserted, duplicate, refused, unavailable).", ["table", "outcome"])  # fmt: skip
+COMMIT_ROWS = Histogram("loom_store_commit_rows", "Rows per group commit.",
+                        buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))  # fmt: skip
+COMMIT_SECONDS = Histogram("loom_store_commit_seconds", "Time of one group commit.")
 
 
 class StoreUnavailable(Unavailable):
@@ -176,62 +185,78 @@ class GroupCommitWriter:
                 self._idle.set()
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             async with self.pool.connection() as conn:
-                refused = await self._commit(conn, batch)
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError) as exc:
-            log.warning("store.unavailable", rows=len(batch), error=str(exc))
-            failure = StoreUnavailable(f"the database is unavailable: {exc}")
+                refused, inserted = await self._commit(conn, batch)
+        except Exception as exc:
+            if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError
+                          | TimeoutError):  # fmt: skip
+                log.warning("store.unavailable", rows=len(batch), error=str(exc))
+                failure = StoreUnavailable(f"the database is unavailable: {exc}")
+            else:  # a bug: it must fail the callers, not leave them waiting
+                log.exception("store.flush_failed", rows=len(batch))
+                failure = StoreUnavailable(f"store failed: {exc!r}")
             for pending in batch:
+                ROWS.labels(pending.table.name, "unavailable").inc()
                 if not pending.done.done():
                     pending.done.set_exception(failure)
             return
-        except Exception as exc:  # a bug must fail the callers, not hang them
-            log.exception("store.flush_failed", rows=len(batch))
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_exception(StoreUnavailable(f"store failed: {exc!r}"))
-            return
+        COMMIT_SECONDS.observe(time.perf_counter() - started)
+        COMMIT_ROWS.observe(len(batch))
         self.stats.batches += 1
         self.stats.rows += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        given: dict[str, int] = {}
         for pending in batch:
-            if pending.done.done():
-                continue
             reason = refused.get(id(pending))
             if reason is None:
-                pending.done.set_result(None)
-            else:
-                self.stats.refused += 1
+                given[pending.table.name] = given.get(pending.table.name, 0) + 1
+                if not pending.done.done():
+                    pending.done.set_result(None)
+                continue
+            self.stats.refused += 1
+            ROWS.labels(pending.table.name, "refused").inc()
+            if not pending.done.done():
                 pending.done.set_exception(PoisonEvent(f"the database refused the row: {reason}"))
+        for table, rows in given.items():
+            ROWS.labels(table, "inserted").inc(inserted.get(table, 0))
+            ROWS.labels(table, "duplicate").inc(rows - inserted.get(table, 0))
+            self.stats.inserted += inserted.get(table, 0)
 
-    async def _commit(self, conn: AsyncConnection, batch: list[_Pending]) -> dict[int, str]:
-        """One transaction for the batch; returns the rows refused, with why."""
+    async def _commit(
+        self, conn: AsyncConnection, batch: list[_Pending]
+    ) -> tuple[dict[int, str], dict[str, int]]:
+        """One transaction for the batch; returns the rows refused (with why) and how
+        many rows each table gained (the others were there already)."""
         groups: dict[str, list[_Pending]] = {}
         for pending in batch:
             groups.setdefault(pending.table.type, []).append(pending)
         for rows in groups.values():
             await self._partitions_for(conn, rows)
         refused: dict[int, str] = {}
-        inserted = 0
+        inserted: dict[str, int] = {}
         try:
             async with conn.transaction():
                 for rows in groups.values():
-                    inserted += await self._copy(conn, rows[0].table, [p.row for p in rows])
+                    table = rows[0].table
+                    inserted[table.name] = await self._copy(conn, table, [p.row for p in rows])
         except _ROW_ERRORS as exc:
             if isinstance(exc, errors.CheckViolation) and "partition" in str(exc):
                 self._known_partitions.clear()  # maintenance dropped one we thought was there
                 raise psycopg.OperationalError(f"partition missing: {exc}") from exc
             log.warning("store.batch_refused", rows=len(batch), error=str(exc))
+            inserted = {}
             async with conn.transaction():
                 for pending in batch:
+                    name = pending.table.name
                     try:
                         async with conn.transaction():
-                            inserted += await self._copy(conn, pending.table, [pending.row])
+                            added = await self._copy(conn, pending.table, [pending.row])
+                        inserted[name] = inserted.get(name, 0) + added
                     except _ROW_ERRORS as row_exc:
                         refused[id(pending)] = str(row_exc).splitlines()[0]
-        self.stats.inserted += inserted
-        return refused
+        return refused, inserted
 
     async def _copy(
         self, conn: AsyncConnection, table: EventTable, rows: list[tuple[Any, ...]]

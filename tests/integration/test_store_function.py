@@ -183,6 +183,7 @@ async def test_concurrent_http_deliveries_are_group_committed(
         command = Event(type="device.command.app.close", data={}, source="/x")
         headers, body = to_http_binary(command.to_cloudevent())
         unstored = await client.post(endpoint, headers=headers, content=body)
+        metrics = (await client.get(endpoint + "metrics")).text
 
     assert statuses == [202] * 640
     assert invalid.status_code == 422
@@ -195,6 +196,8 @@ async def test_concurrent_http_deliveries_are_group_committed(
         ).fetchone() or (0, 0)
     assert rows == 640
     assert commits < 320  # rows of one commit share its now(): far fewer commits than rows
+    assert 'loom_store_rows_total{outcome="inserted",table="device_sensor_gps_raw"}' in metrics
+    assert "loom_store_commit_rows_bucket" in metrics
 
 
 def test_an_event_posted_to_ingest_is_stored_with_when_it_was_received(
