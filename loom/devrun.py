@@ -31,6 +31,18 @@ def _admin_token(data_dir: Path, database_url: str) -> tuple[str | None, bool]:
     return token, True
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM/SIGHUP (``timeout``, systemd, a closed terminal) stop like Ctrl-C: uvicorn
+    re-raises the signal it caught once it has shut down, and the default action of
+    those would end the process there, leaving Kafka and PostgreSQL running."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def _shield() -> None:
     """Ignore further Ctrl-C/TERM/HUP: a second signal (or make passing one on) must not
     cut the shutdown short and leave Kafka or PostgreSQL running with nobody to stop them."""
@@ -56,6 +68,7 @@ def run_dev(
     from loom.serving import SERVICES, uvicorn_config
     from loom.store import maintain_periodically
 
+    _terminate_like_interrupt()
     if fresh:
         shutil.rmtree(data_dir, ignore_errors=True)
     external_kafka = os.environ.get("LOOM_KAFKA_BOOTSTRAP_SERVERS")
