@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loom.catalog import Catalog, load_catalog
+from loom.cli_data import delete_cmd, export_cmd
 from loom.cli_db import db_app
 from loom.errors import LoomError
 from loom.logging import configure_logging
@@ -24,6 +25,8 @@ app = typer.Typer(
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+app.command("export")(export_cmd)
+app.command("delete")(delete_cmd)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -20,6 +20,7 @@ from functions.ingest.limits import DeclaredSizeLimit
 from functions.ingest.metrics import EventsFastPath, MetricsMiddleware
 from functions.ingest.openapi import finalize_openapi
 from functions.ingest.problems import PROBLEM_JSON, problem_response
+from functions.ingest.routes_data import add_data_routes
 from functions.ingest.routes_devices import add_device_routes
 from functions.ingest.routes_events import add_event_routes, receive_cloudevents
 from functions.ingest.settings import IngestSettings
@@ -136,6 +137,7 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
 
     add_event_routes(app, state)
     add_device_routes(app)
+    add_data_routes(app)
     add_audio_stream(app)
 
     def openapi() -> dict[str, Any]:

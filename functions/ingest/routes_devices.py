@@ -10,6 +10,7 @@ from functions.ingest.auth import Principal
 from functions.ingest.devices import Device, DeviceIn, DevicePatch, RegisteredDevice
 from functions.ingest.limits import DEVICE_BODY_LIMIT
 from functions.ingest.openapi import PROBLEM_RESPONSES
+from functions.ingest.routes_data import DeviceActivityReport, stored_activity
 from functions.ingest.state import IngestState
 
 __all__ = ["add_device_routes"]
@@ -39,6 +40,21 @@ async def _admin(request: Request) -> IngestState:
 Admin = Annotated[IngestState, Depends(_admin)]
 
 
+def _activity(
+    device_id: str, types: list[dict[str, Any]], registered: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A device's activity: its registry row (if any) and its stored events per type."""
+    seen = registered or {"name": None, "last_seen_at": None, "events_total": 0, "active": False}
+    return {
+        **seen,
+        "device_id": device_id,
+        "registered": registered is not None,
+        "stored_events": sum(t["count"] for t in types),
+        "last_event_at": types[0]["last_event_at"] if types else None,
+        "types": types,
+    }
+
+
 def add_device_routes(app: FastAPI) -> None:
     router = APIRouter(prefix="/devices", tags=["devices"], max_body_size=DEVICE_BODY_LIMIT)
 
@@ -47,11 +63,20 @@ def add_device_routes(app: FastAPI) -> None:
         """All registered devices (soft-deleted ones with `include_deleted=true`)."""
         return await state.devices.list(include_deleted)
 
-    @router.get("/activity", responses=_ERRORS)
+    @router.get("/activity", response_model=list[DeviceActivityReport], responses=_ERRORS)
     async def device_activity(state: Admin) -> list[dict[str, Any]]:
-        """Last-seen time, event count and whether each device sent in the last 5 minutes."""
+        """Per device: what ingest took (last-seen time, event count, whether it sent in the
+        last 5 minutes) and, per type, how many events the store holds and the latest one's
+        time. Devices with stored data but no live registration come last."""
         await state.activity.flush()
-        return await state.devices.activity()
+        stored = await stored_activity(state)
+        report = [
+            _activity(row["device_id"], stored.pop(row["device_id"], []), row)
+            for row in await state.devices.activity()
+        ]
+        others = [(d, types) for d, types in stored.items() if d is not None]
+        others.sort(key=lambda item: item[1][0]["last_event_at"], reverse=True)
+        return report + [_activity(device_id, types) for device_id, types in others]
 
     @router.post(
         "", response_model=RegisteredDevice, status_code=201,
