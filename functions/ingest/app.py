@@ -63,6 +63,8 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
             max_size=10,
             timeout=5.0,
             open=False,
+            # a connection that broke while idle (PostgreSQL restarted) is replaced, not used
+            check=AsyncConnectionPool.check_connection,
             kwargs={"connect_timeout": 3},
         ),
     )

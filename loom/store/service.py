@@ -69,6 +69,7 @@ async def open_store(
         blobs,
         max_rows=config.store_max_batch_rows,
         connections=config.store_connections,
+        linger=config.store_linger_ms / 1000,
     )
     await writer.start()
     log.info("store.started", tables=len(tables), backend=config.store_backend)

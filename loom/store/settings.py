@@ -22,6 +22,12 @@ class StoreSettings(LoomSettings):
     store_max_batch_rows: int = Field(
         default=5000, ge=1, le=1_000_000, description="Most rows in one group commit."
     )
+    store_linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Under load, how long a group commit waits for more rows (0: never).",
+    )
     store_connections: int = Field(
         default=2, ge=1, le=64, description="Database connections writing group commits."
     )

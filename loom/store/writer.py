@@ -6,8 +6,8 @@ already there). Meanwhile other calls queue up; a flusher takes everything queue
 into a temporary staging table and moves them with ``INSERT … SELECT … ON
 CONFLICT DO NOTHING`` (the primary key is source + id + time, so redeliveries and
 replays add nothing). With ``connections`` flushers, that many batches commit in
-parallel. Under light load a batch is one row and nothing waits; under heavy load
-the batches grow by themselves.
+parallel. Under light load a batch is one row and nothing waits; under load a
+flusher first waits ``linger`` (2 ms) for company, and the batches grow.
 
 Failures are sorted out per event, never per batch: a row the database refuses
 (a value it cannot hold) fails only its own caller with :class:`PoisonEvent`; a
@@ -85,6 +85,7 @@ class GroupCommitWriter:
     blobs: BlobStore
     max_rows: int = 5000
     connections: int = 2
+    linger: float = 0.002  # seconds a flusher waits for company under load
     stats: WriteStats = field(default_factory=WriteStats)
     _pending: deque[_Pending] = field(default_factory=deque)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,6 +94,7 @@ class GroupCommitWriter:
     _known_partitions: dict[str, set[datetime]] = field(default_factory=dict)
     _closing: bool = False
     _in_flight: int = 0
+    _last_batch: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -172,10 +174,16 @@ class GroupCommitWriter:
     async def _flush_forever(self) -> None:
         while True:
             await self._wakeup.wait()
+            busy = self._in_flight > 0 or self._last_batch > 1
+            if busy and len(self._pending) < self.max_rows and self.linger:
+                # Under load (a commit in flight, or the last had company) wait for more rows,
+                # like PostgreSQL's commit_delay: fewer, larger commits. Idle: no wait.
+                await asyncio.sleep(self.linger)
             batch = [self._pending.popleft() for _ in range(min(self.max_rows, len(self._pending)))]
             if not self._pending:
                 self._wakeup.clear()
             if batch:
+                self._last_batch = len(batch)
                 self._in_flight += 1
                 try:
                     await self._flush(batch)
