@@ -59,7 +59,9 @@ async def open_store(
         timeout=10.0,
         open=False,
         check=AsyncConnectionPool.check_connection,
-        kwargs={"connect_timeout": 5},
+        # autocommit: each `conn.transaction()` is a real one (partitions, staging tables
+        # and each group commit commit on their own), never a savepoint of an implicit one
+        kwargs={"connect_timeout": 5, "autocommit": True},
     )
     await pool.open(wait=False)
     blobs = open_blob_store(config.store_blob_url, config.store_s3_endpoint_url)

@@ -31,6 +31,7 @@ import orjson
 import psycopg
 from prometheus_client import Counter, Histogram
 from psycopg import AsyncConnection, errors, sql
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from loom.events import RECORDED_TIME
@@ -46,6 +47,7 @@ __all__ = ["GroupCommitWriter", "StoreUnavailable", "WriteStats"]
 log = get_logger(__name__)
 
 _STAGED = ("time", "device_id", "source", "id", "received_at", "schema_version", "data")
+_STAGE_TYPES = ["timestamptz", "text", "text", "text", "timestamptz", "text", "jsonb"]
 # SQLSTATE classes that mean "this row", not "this database": data exceptions (22),
 # integrity violations (23) other than a missing partition, which is handled apart.
 _ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
@@ -95,6 +97,7 @@ class GroupCommitWriter:
     _closing: bool = False
     _in_flight: int = 0
     _last_batch: int = 0
+    _stages: dict[int, set[str]] = field(default_factory=dict)  # by backend pid
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -153,7 +156,7 @@ class GroupCommitWriter:
             event.id,
             received,
             str(version or "1.0"),
-            orjson.dumps(data).decode(),
+            Jsonb(orjson.dumps(data), dumps=_as_is),  # JSON already: sent as it is
         )
 
     def _move_blobs(self, data: dict[str, Any], table: EventTable) -> dict[str, Any]:
@@ -174,10 +177,10 @@ class GroupCommitWriter:
     async def _flush_forever(self) -> None:
         while True:
             await self._wakeup.wait()
-            busy = self._in_flight > 0 or self._last_batch > 1
-            if busy and len(self._pending) < self.max_rows and self.linger:
-                # Under load (a commit in flight, or the last had company) wait for more rows,
-                # like PostgreSQL's commit_delay: fewer, larger commits. Idle: no wait.
+            await asyncio.sleep(0)  # let every caller that is ready queue its row first
+            if self.linger and 1 < len(self._pending) * 2 < self._last_batch:
+                # Rows are coming in, but fewer than last time (callers over the network):
+                # wait a moment for more, like PostgreSQL's commit_delay. Idle: no wait.
                 await asyncio.sleep(self.linger)
             batch = [self._pending.popleft() for _ in range(min(self.max_rows, len(self._pending)))]
             if not self._pending:
@@ -242,6 +245,7 @@ class GroupCommitWriter:
             groups.setdefault(pending.table.type, []).append(pending)
         for rows in groups.values():
             await self._partitions_for(conn, rows)
+        await self._stages_for(conn, [rows[0].table for rows in groups.values()])
         refused: dict[int, str] = {}
         inserted: dict[str, int] = {}
         try:
@@ -269,21 +273,35 @@ class GroupCommitWriter:
     async def _copy(
         self, conn: AsyncConnection, table: EventTable, rows: list[tuple[Any, ...]]
     ) -> int:
-        """Stage ``rows`` with COPY and move the new ones in; returns how many were new."""
+        """Stage ``rows`` with a binary COPY and move the new ones in; returns how many
+        were new."""
         stage = sql.Identifier(f"loom_stage_{table.name}")
-        await conn.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (time timestamptz, device_id text, source text,"
-                " id text, received_at timestamptz, schema_version text, data jsonb)"
-                " ON COMMIT DELETE ROWS"
-            ).format(stage)
-        )
         cur = conn.cursor()
-        async with cur.copy(sql.SQL("COPY {} FROM STDIN").format(stage)) as copy:
+        copy_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(stage)
+        async with cur.copy(copy_sql) as copy:
+            copy.set_types(_STAGE_TYPES)
             for row in rows:
                 await copy.write_row(row)
         inserted = await conn.execute(_insert_sql(table))
         return max(inserted.rowcount, 0)
+
+    async def _stages_for(self, conn: AsyncConnection, tables: list[EventTable]) -> None:
+        """The staging tables of ``tables`` on this connection (temporary tables live as
+        long as it does), made in their own transaction so no rollback takes them."""
+        staged = self._stages.setdefault(conn.info.backend_pid, set())
+        missing = [t.name for t in tables if t.name not in staged]
+        if not missing:
+            return
+        async with conn.transaction():
+            for name in missing:
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE IF NOT EXISTS {} (time timestamptz, device_id text,"
+                        " source text, id text, received_at timestamptz, schema_version text,"
+                        " data jsonb) ON COMMIT DELETE ROWS"
+                    ).format(sql.Identifier(f"loom_stage_{name}"))
+                )
+        staged.update(missing)
 
     async def _partitions_for(self, conn: AsyncConnection, rows: list[_Pending]) -> None:
         table = rows[0].table
@@ -295,7 +313,14 @@ class GroupCommitWriter:
         if info.backend != "partitioned":
             return
         known = self._known_partitions.setdefault(table.type, set())
-        starts = {partition_start(p.row[0], info.interval) for p in rows} - known
+        times = [p.row[0] for p in rows]
+        first, last = (
+            partition_start(min(times), info.interval),
+            partition_start(max(times), info.interval),
+        )
+        if first == last and first in known:
+            return  # the usual case: the whole batch in one partition we know
+        starts = {partition_start(t, info.interval) for t in times} - known
         if starts:
             created = await ensure_partitions(conn, info, starts)
             if created:
@@ -322,6 +347,10 @@ def _insert_sql(table: EventTable) -> sql.Composed:
         )
         _INSERTS[table.name] = query
     return query
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
 
 
 _CONTENT_TYPES = {
