@@ -64,7 +64,8 @@ class FunctionHarness:
     """Calls one function as every host does (same checks), with no I/O of its own.
 
     A function with a lifespan (what it keeps between events, ``ctx.state``) is called
-    inside ``async with FunctionHarness(handle) as harness:``, which opens and closes it.
+    inside ``async with FunctionHarness(handle) as harness:``, which opens and closes it,
+    or given ``state=`` to use instead (e.g. a :class:`~loom.runtime.state.MemoryStateStore`).
     """
 
     def __init__(
@@ -74,18 +75,20 @@ class FunctionHarness:
         catalog: Catalog | None = None,
         settings: LoomSettings | None = None,
         models: Mapping[str, Any] | None = None,
+        state: Any = None,
     ) -> None:
         self.spec: FunctionSpec = function if isinstance(function, FunctionSpec) else function.spec
         self.catalog = catalog or default_catalog()
         self.settings = settings or LoomSettings()
         self.models = models or {}
         self.spec.check(self.catalog)
-        self.state: Any = None
+        self.state: Any = state  # given: used instead of the function's lifespan
+        self._given_state = state is not None
         self._resources = AsyncExitStack()
         self._open = False
 
     async def __aenter__(self) -> Self:
-        if self.spec.lifespan is not None:
+        if self.spec.lifespan is not None and not self._given_state:
             self.state = await self._resources.enter_async_context(
                 self.spec.lifespan(self.settings)
             )
@@ -97,7 +100,7 @@ class FunctionHarness:
         await self._resources.aclose()
 
     async def call(self, event: Event) -> list[Event]:
-        if self.spec.lifespan is not None and not self._open:
+        if self.spec.lifespan is not None and not self._open and not self._given_state:
             raise RuntimeError(
                 f"function {self.spec.name!r} has a lifespan: "
                 "call it inside `async with FunctionHarness(...) as harness:`"

@@ -75,11 +75,12 @@ class LocalServices:
         self.postgres.stop()
 
     def settings(self, **overrides: object) -> LoomSettings:
-        return LoomSettings(
-            kafka_bootstrap_servers=self.kafka.bootstrap_servers,
-            database_url=self.postgres.url,
-            **overrides,  # type: ignore[arg-type]
-        )
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": self.kafka.bootstrap_servers,
+            "database_url": self.postgres.url,
+            **overrides,
+        }
+        return LoomSettings(**values)  # type: ignore[arg-type]
 
     def __enter__(self) -> LocalServices:
         return self.start()

@@ -1,0 +1,135 @@
+"""Per-device state that outlives the process: what ordered functions remember between
+events (a VAD stream, a motion window, an open app session).
+
+Functions scale to zero and are redelivered events, so state lives in PostgreSQL
+(``loom_function_state``), not only in memory. A handler changes it in one step:
+
+    async with ctx.state.transition(device_id, event.id) as state:
+        state.value = next_state(state.value, event)
+
+Redelivery safety: the row keeps the state *before* the last event beside the state
+after it. When the last event comes again (the host crashed after saving the state but
+before its outputs were acknowledged), ``state.value`` is the state before it, so the
+handler makes the same outputs again (derived ids are deterministic) instead of skipping
+them or applying the event twice. Older repeats are the function's business (usually:
+an event older than what the state has seen is late).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from loom.runtime.invoke import Unavailable
+from loom.settings import LoomSettings
+
+__all__ = ["MemoryStateStore", "PostgresStateStore", "StateStore", "Transition", "open_state_store"]
+
+
+@dataclass
+class Transition:
+    """One event's change of one key's state: read ``value``, assign the new one."""
+
+    key: str
+    event_id: str
+    value: dict[str, Any]
+    repeated: bool  # the last event again: ``value`` is the state from before it
+
+
+class StateStore(Protocol):
+    def transition(self, key: str, event_id: str) -> Any: ...  # AsyncContextManager
+
+    async def get(self, key: str) -> dict[str, Any]: ...
+
+
+@dataclass
+class MemoryStateStore:
+    """In memory, for tests and the harness; same semantics as the PostgreSQL one."""
+
+    rows: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
+        state, before, last = self.rows.get(key, ({}, {}, ""))
+        repeated = last == event_id
+        step = Transition(key, event_id, dict(before if repeated else state), repeated)
+        yield step
+        self.rows[key] = (step.value, before if repeated else state, event_id)
+
+    async def get(self, key: str) -> dict[str, Any]:
+        return dict(self.rows.get(key, ({}, {}, ""))[0])
+
+
+@dataclass
+class PostgresStateStore:
+    """Rows ``(function, key)`` of ``loom_function_state``; one transaction per change,
+    the row locked meanwhile (two deliveries of one device never interleave)."""
+
+    pool: AsyncConnectionPool
+    function: str
+
+    @asynccontextmanager
+    async def transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
+        try:
+            async with self._transition(key, event_id) as step:
+                yield step
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise Unavailable(f"{self.function}'s state is unavailable: {exc}") from exc
+
+    @asynccontextmanager
+    async def _transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT state, previous, last_event FROM loom_function_state"
+                " WHERE function = %s AND key = %s FOR UPDATE",
+                (self.function, key),
+            )
+            row = await cur.fetchone()
+            state, before, last = row if row else ({}, {}, "")
+            repeated = last == event_id
+            step = Transition(key, event_id, dict(before if repeated else state), repeated)
+            yield step
+            await conn.execute(
+                "INSERT INTO loom_function_state (function, key, state, previous, last_event)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (function, key) DO UPDATE SET"
+                " state = excluded.state, previous = excluded.previous,"
+                " last_event = excluded.last_event, updated_at = now()",
+                (self.function, key, Jsonb(step.value),
+                 Jsonb(before if repeated else state), event_id),
+            )  # fmt: skip
+
+    async def get(self, key: str) -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT state FROM loom_function_state WHERE function = %s AND key = %s",
+                (self.function, key),
+            )
+            row = await cur.fetchone()
+        return dict(row[0]) if row else {}
+
+
+@asynccontextmanager
+async def open_state_store(
+    settings: LoomSettings, function: str, *, max_connections: int = 4
+) -> AsyncIterator[PostgresStateStore]:
+    """A pool on LOOM_DATABASE_URL for ``function``'s state (migrated by `loom db migrate`)."""
+    pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=max_connections,
+        timeout=10.0,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"connect_timeout": 5, "autocommit": True},
+    )
+    await pool.open(wait=False)
+    try:
+        yield PostgresStateStore(pool, function)
+    finally:
+        await pool.close()
