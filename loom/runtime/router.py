@@ -42,6 +42,9 @@ __all__ = ["DEAD_LETTER_TYPE", "FunctionRunner", "Router", "produce_event"]
 log = get_logger(__name__)
 
 
+DEFAULT_CONCURRENCY = 100  # events of one batch in flight at once, unless the function says
+
+
 class _Abandoned(Exception):
     """Stopping while a dependency is down: the batch is left uncommitted, for next time."""
 
@@ -130,19 +133,34 @@ class FunctionRunner:
             await asyncio.sleep(delay)
 
     async def _handle_all(self, messages: list[Message]) -> list[list[Event]]:
-        """Every message of a batch, concurrently; one partition at a time when ordered."""
-        if not self.spec.ordered:
-            return list(await asyncio.gather(*(self._handle(m) for m in messages)))
-        lanes: dict[tuple[str, int], list[int]] = {}
-        for index, message in enumerate(messages):
-            lanes.setdefault(_position(message)[0], []).append(index)
+        """Every message of a batch, concurrently (at most the function's concurrency at
+        once); one partition at a time when ordered. If one is abandoned, so are all."""
         made: list[list[Event]] = [[] for _ in messages]
+        limit = asyncio.Semaphore(self.spec.concurrency or DEFAULT_CONCURRENCY)
+
+        async def one(index: int) -> None:
+            async with limit:
+                made[index] = await self._handle(messages[index])
 
         async def lane(indexes: list[int]) -> None:
             for index in indexes:
-                made[index] = await self._handle(messages[index])
+                await one(index)
 
-        await asyncio.gather(*(lane(indexes) for indexes in lanes.values()))
+        if self.spec.ordered:
+            lanes: dict[tuple[str, int], list[int]] = {}
+            for index, message in enumerate(messages):
+                lanes.setdefault(_position(message)[0], []).append(index)
+            work = [lane(indexes) for indexes in lanes.values()]
+        else:
+            work = [one(index) for index in range(len(messages))]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in work:
+                    group.create_task(job)
+        except BaseExceptionGroup as failed:  # the others were cancelled by the group
+            abandoned = failed.subgroup(_Abandoned)
+            first = (abandoned or failed).exceptions[0]
+            raise first from None
         return made
 
     def _dead_letter(

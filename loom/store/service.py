@@ -49,7 +49,8 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """Migrate, connect and start the writer; on exit, commit what is queued and close."""
     config = store_settings(settings)
-    tables = event_tables(catalog or default_catalog())
+    catalog = catalog or default_catalog()
+    tables = event_tables(catalog)
     if run_migrations:
         await asyncio.to_thread(migrate, config.database_url, backend=config.store_backend)
     pool = AsyncConnectionPool(
@@ -72,6 +73,7 @@ async def open_store(
         max_rows=config.store_max_batch_rows,
         connections=config.store_connections,
         linger=config.store_linger_ms / 1000,
+        schema_versions={t.type: t.schema_version for t in catalog.stored()},
     )
     await writer.start()
     log.info("store.started", tables=len(tables), backend=config.store_backend)

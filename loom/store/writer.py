@@ -18,28 +18,25 @@ and its callers try again later.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from prometheus_client import Counter, Histogram
 from psycopg import AsyncConnection, errors, sql
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from loom.events import RECORDED_TIME
 from loom.logging import get_logger
 from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent, Unavailable
 from loom.store.blobs import BlobStore
 from loom.store.partitions import TableInfo, ensure_partitions, load_table_info, partition_start
+from loom.store.rows import expired, make_row, move_blobs
 from loom.store.tables import EventTable
 
 __all__ = ["GroupCommitWriter", "StoreUnavailable", "WriteStats"]
@@ -48,9 +45,8 @@ log = get_logger(__name__)
 
 _STAGED = ("time", "device_id", "source", "id", "received_at", "schema_version", "data")
 _STAGE_TYPES = ["timestamptz", "text", "text", "text", "timestamptz", "text", "jsonb"]
-# SQLSTATE classes that mean "this row", not "this database": data exceptions (22),
-# integrity violations (23) other than a missing partition, which is handled apart.
-_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+# What means "this database", not "these rows": the batch waits and is tried again.
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
 
 
 ROWS = Counter("loom_store_rows_total", "Rows the store was given, by table and outcome "
@@ -87,6 +83,7 @@ class GroupCommitWriter:
     blobs: BlobStore
     max_rows: int = 5000
     connections: int = 2
+    schema_versions: Mapping[str, str] = field(default_factory=dict)  # by type, the catalog's
     linger: float = 0.002  # seconds a flusher waits for company under load
     stats: WriteStats = field(default_factory=WriteStats)
     _pending: deque[_Pending] = field(default_factory=deque)
@@ -97,7 +94,9 @@ class GroupCommitWriter:
     _closing: bool = False
     _in_flight: int = 0
     _last_batch: int = 0
-    _stages: dict[int, set[str]] = field(default_factory=dict)  # by backend pid
+    _stages: weakref.WeakKeyDictionary[AsyncConnection, set[str]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -129,7 +128,12 @@ class GroupCommitWriter:
         table = self.tables.get(event.type)
         if table is None:
             raise PoisonEvent(f"{event.type!r} has no table: the catalog does not store it")
+        if expired(event, table, datetime.now(UTC)):
+            ROWS.labels(table.name, "expired").inc()
+            return  # past retention: maintenance would drop it at once
         row = await self._row(event, table)
+        if self._closing:
+            raise StoreUnavailable("the store is shutting down")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(table, row, done))
         self._idle.clear()
@@ -139,39 +143,14 @@ class GroupCommitWriter:
     async def _row(self, event: Event, table: EventTable) -> tuple[Any, ...]:
         data = event.data
         if table.blobs and isinstance(data, dict):
-            data = await asyncio.to_thread(self._move_blobs, data, table)
-        received = event.extensions.get(RECORDED_TIME)
-        if isinstance(received, str):
             try:
-                received = datetime.fromisoformat(received)
-            except ValueError:
-                received = None
-        if not isinstance(received, datetime):
-            received = datetime.now(UTC)
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        return (
-            event.time,
-            event.device_id,
-            event.source,
-            event.id,
-            received,
-            str(version or "1.0"),
-            Jsonb(orjson.dumps(data), dumps=_as_is),  # JSON already: sent as it is
-        )
-
-    def _move_blobs(self, data: dict[str, Any], table: EventTable) -> dict[str, Any]:
-        data = dict(data)
-        for blob in table.blobs:
-            inline = data.pop(blob.inline, None)
-            if not isinstance(inline, str):
-                continue
-            try:
-                content = base64.b64decode(inline, validate=True)
-            except binascii.Error as exc:
-                raise PoisonEvent(f"{blob.inline} is not valid base64: {exc}") from None
-            fmt = data.get("format")
-            data[blob.ref] = self.blobs.put(content, _content_type(fmt)).as_json()
-        return data
+                data = await asyncio.to_thread(move_blobs, data, table, self.blobs)
+            except PoisonEvent:
+                raise
+            except Exception as exc:  # a full disk, an S3 outage: not the event's fault
+                log.warning("store.blobs_unavailable", table=table.name, error=repr(exc))
+                raise StoreUnavailable(f"the blob store is unavailable: {exc!r}") from exc
+        return make_row(event, data, self.schema_versions.get(event.type, "1.0"))
 
     # ── the flushers ───────────────────────────────────────────────────────
     async def _flush_forever(self) -> None:
@@ -200,9 +179,11 @@ class GroupCommitWriter:
         try:
             async with self.pool.connection() as conn:
                 refused, inserted = await self._commit(conn, batch)
+        except asyncio.CancelledError:  # shutting down: nobody may be left waiting
+            _fail(batch, StoreUnavailable("the store is shutting down"))
+            raise
         except Exception as exc:
-            if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError
-                          | TimeoutError):  # fmt: skip
+            if isinstance(exc, _CONNECTION_ERRORS):
                 log.warning("store.unavailable", rows=len(batch), error=str(exc))
                 failure = StoreUnavailable(f"the database is unavailable: {exc}")
             else:  # a bug: it must fail the callers, not leave them waiting
@@ -210,8 +191,7 @@ class GroupCommitWriter:
                 failure = StoreUnavailable(f"store failed: {exc!r}")
             for pending in batch:
                 ROWS.labels(pending.table.name, "unavailable").inc()
-                if not pending.done.done():
-                    pending.done.set_exception(failure)
+            _fail(batch, failure)
             return
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         COMMIT_ROWS.observe(len(batch))
@@ -239,36 +219,61 @@ class GroupCommitWriter:
         self, conn: AsyncConnection, batch: list[_Pending]
     ) -> tuple[dict[int, str], dict[str, int]]:
         """One transaction for the batch; returns the rows refused (with why) and how
-        many rows each table gained (the others were there already)."""
+        many rows each table gained (the others were there already). Only a database
+        that cannot be reached fails the whole batch."""
         groups: dict[str, list[_Pending]] = {}
         for pending in batch:
             groups.setdefault(pending.table.type, []).append(pending)
-        for rows in groups.values():
-            await self._partitions_for(conn, rows)
-        await self._stages_for(conn, [rows[0].table for rows in groups.values()])
         refused: dict[int, str] = {}
-        inserted: dict[str, int] = {}
+        ready: list[list[_Pending]] = []
+        for rows in groups.values():
+            missing = await self._partitions_for(conn, rows)
+            for pending in rows if missing else ():
+                refused[id(pending)] = missing or ""
+            if not missing:
+                ready.append(rows)
+        await self._stages_for(conn, [rows[0].table for rows in ready])
         try:
-            async with conn.transaction():
-                for rows in groups.values():
-                    table = rows[0].table
-                    inserted[table.name] = await self._copy(conn, table, [p.row for p in rows])
-        except _ROW_ERRORS as exc:
+            return refused, await self._copy_all(conn, ready)
+        except _CONNECTION_ERRORS:
+            raise
+        except errors.UndefinedTable as exc:
+            # A staging table we made is gone (DISCARD, a pooler's reset), or a table was
+            # dropped under us: make the stages again and go row by row.
+            log.warning("store.table_missing", rows=len(batch), error=str(exc))
+            self._stages.pop(conn, None)
+            self._info = {}
+            await self._stages_for(conn, [rows[0].table for rows in ready])
+        except Exception as exc:
             if isinstance(exc, errors.CheckViolation) and "partition" in str(exc):
                 self._known_partitions.clear()  # maintenance dropped one we thought was there
                 raise psycopg.OperationalError(f"partition missing: {exc}") from exc
             log.warning("store.batch_refused", rows=len(batch), error=str(exc))
-            inserted = {}
-            async with conn.transaction():
-                for pending in batch:
-                    name = pending.table.name
-                    try:
-                        async with conn.transaction():
-                            added = await self._copy(conn, pending.table, [pending.row])
-                        inserted[name] = inserted.get(name, 0) + added
-                    except _ROW_ERRORS as row_exc:
-                        refused[id(pending)] = str(row_exc).splitlines()[0]
+        # One row at a time, each in a savepoint: the rows the database refuses are poison,
+        # the others are stored.
+        inserted: dict[str, int] = {}
+        async with conn.transaction():
+            for pending in (p for rows in ready for p in rows):
+                name = pending.table.name
+                try:
+                    async with conn.transaction():
+                        added = await self._copy(conn, pending.table, [pending.row])
+                    inserted[name] = inserted.get(name, 0) + added
+                except _CONNECTION_ERRORS:
+                    raise
+                except Exception as row_exc:  # noqa: BLE001 - whatever it is, it is this row's
+                    refused[id(pending)] = str(row_exc).splitlines()[0] or repr(row_exc)
         return refused, inserted
+
+    async def _copy_all(
+        self, conn: AsyncConnection, groups: list[list[_Pending]]
+    ) -> dict[str, int]:
+        inserted: dict[str, int] = {}
+        async with conn.transaction():
+            for rows in groups:
+                table = rows[0].table
+                inserted[table.name] = await self._copy(conn, table, [p.row for p in rows])
+        return inserted
 
     async def _copy(
         self, conn: AsyncConnection, table: EventTable, rows: list[tuple[Any, ...]]
@@ -288,7 +293,7 @@ class GroupCommitWriter:
     async def _stages_for(self, conn: AsyncConnection, tables: list[EventTable]) -> None:
         """The staging tables of ``tables`` on this connection (temporary tables live as
         long as it does), made in their own transaction so no rollback takes them."""
-        staged = self._stages.setdefault(conn.info.backend_pid, set())
+        staged = self._stages.setdefault(conn, set())
         missing = [t.name for t in tables if t.name not in staged]
         if not missing:
             return
@@ -303,15 +308,16 @@ class GroupCommitWriter:
                 )
         staged.update(missing)
 
-    async def _partitions_for(self, conn: AsyncConnection, rows: list[_Pending]) -> None:
+    async def _partitions_for(self, conn: AsyncConnection, rows: list[_Pending]) -> str | None:
+        """Make the partitions ``rows`` need; returns why not if their table is missing."""
         table = rows[0].table
-        if not self._info:
+        if table.type not in self._info:  # first use, or migrated since: look again
             self._info = await load_table_info(conn)
         info = self._info.get(table.type)
         if info is None:
-            raise PoisonEvent(f"table {table.name} does not exist: run `loom db migrate`")
+            return f"table {table.name} does not exist: run `loom db migrate`"
         if info.backend != "partitioned":
-            return
+            return None
         known = self._known_partitions.setdefault(table.type, set())
         times = [p.row[0] for p in rows]
         first, last = (
@@ -319,13 +325,24 @@ class GroupCommitWriter:
             partition_start(max(times), info.interval),
         )
         if first == last and first in known:
-            return  # the usual case: the whole batch in one partition we know
+            return None  # the usual case: the whole batch in one partition we know
         starts = {partition_start(t, info.interval) for t in times} - known
         if starts:
-            created = await ensure_partitions(conn, info, starts)
+            try:
+                created = await ensure_partitions(conn, info, starts)
+            except errors.UndefinedTable:  # dropped since we looked
+                self._info = {}
+                return f"table {table.name} does not exist: run `loom db migrate`"
             if created:
                 log.info("store.partitions_created", table=table.name, partitions=created)
             known |= starts
+        return None
+
+
+def _fail(batch: list[_Pending], failure: Exception) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(failure)
 
 
 _INSERTS: dict[str, sql.Composed] = {}
@@ -347,17 +364,3 @@ def _insert_sql(table: EventTable) -> sql.Composed:
         )
         _INSERTS[table.name] = query
     return query
-
-
-def _as_is(data: bytes) -> bytes:
-    return data
-
-
-_CONTENT_TYPES = {
-    "wav": "audio/wav", "pcm": "audio/L16", "opus": "audio/opus", "mp3": "audio/mpeg",
-    "flac": "audio/flac", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
-}  # fmt: skip
-
-
-def _content_type(fmt: object) -> str | None:
-    return _CONTENT_TYPES.get(fmt) if isinstance(fmt, str) else None

@@ -127,3 +127,60 @@ async def test_media_bytes_go_to_the_blob_store_and_the_row_keeps_a_reference(
     kept = await asyncio.to_thread(Path(ref["uri"].removeprefix("file://")).read_bytes)
     assert kept == audio
     assert len(await asyncio.to_thread(list, (tmp_path / "blobs").rglob("*" + ref["sha256"]))) == 1
+
+
+async def test_odd_events_are_each_sorted_out_without_holding_up_the_rest(
+    services: LocalServices, database: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    future = gps(1, at=now + timedelta(days=3))  # a device clock gone wrong: poison
+    ancient = gps(2, at=now - timedelta(days=400))  # past retention: not kept, not an error
+    naive = gps(3)
+    naive.extensions["recordedtime"] = "2026-11-25T10:00:00"  # no offset: read as UTC
+    huge = heartrate(4)
+    huge.data["bpm"] = 2**63  # valid JSON, too big for the bigint column
+    big = Event(type="device.metadata.raw", source="/devices/phone-1", id="meta-1",
+                device_id="phone-1",
+                data={"device_id": "phone-1", "timestamp": now.isoformat(),
+                      "metadata_type": "counters", "metadata": {"bytes": 2**70}})  # fmt: skip
+    fine = [gps(n) for n in range(10, 30)]
+    async with open_store(store_settings(services, database, tmp_path), run_migrations=False) as s:
+        results = await asyncio.gather(
+            *(s.writer.write(e) for e in [future, ancient, naive, huge, big, *fine]),
+            return_exceptions=True,
+        )
+    assert isinstance(results[0], PoisonEvent)
+    assert "ahead" in str(results[0])
+    assert results[1:3] == [None, None]
+    assert isinstance(results[3], PoisonEvent)
+    assert results[4:] == [None] * 21
+    assert count(database, "device_sensor_gps_raw") == 21  # the naive one and the 20
+    assert count(database, "device_health_heartrate_raw") == 0
+    with psycopg.connect(database) as conn:
+        kept = conn.execute("SELECT data->'metadata'->>'bytes' FROM device_metadata_raw").fetchone()
+    assert kept == (str(2**70),)
+
+
+async def test_the_store_survives_lost_staging_tables_and_missing_tables(
+    services: LocalServices, database: str, tmp_path: Path
+) -> None:
+    async with open_store(store_settings(services, database, tmp_path), run_migrations=False) as s:
+        await asyncio.gather(*(s.writer.write(gps(n)) for n in range(5)))
+        # A pooler's reset (DISCARD) drops the temporary staging tables on every connection.
+        async with s.pool.connection() as one, s.pool.connection() as two:
+            await one.execute("DISCARD TEMP")
+            await two.execute("DISCARD TEMP")
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DROP TABLE device_health_heartrate_raw")
+            conn.execute("DELETE FROM loom_event_tables WHERE table_name = %s",
+                         ("device_health_heartrate_raw",))  # fmt: skip
+        results = await asyncio.gather(
+            *(s.writer.write(e) for e in [heartrate(1), *(gps(n) for n in range(5, 15))]),
+            return_exceptions=True,
+        )
+    assert isinstance(results[0], PoisonEvent)
+    assert "device_health_heartrate_raw does not exist: run `loom db migrate`" in str(results[0])
+    assert results[1:] == [None] * 10
+    assert count(database, "device_sensor_gps_raw") == 15
