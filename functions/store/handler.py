@@ -19,6 +19,7 @@ from loom.store import open_store
     consumes=[t.type for t in default_catalog().stored()],
     lifespan=open_store,
     concurrency=200,  # many deliveries in flight make big group commits
+    retries=12,  # a database outage is waited out: 1 s doubling 12 times, about 68 min
 )
 async def handle(event: Event, ctx: Context) -> None:
     """Writes every stored event type to its table, once."""

@@ -148,6 +148,14 @@ def generate(
     )
     for spec in sorted(registry.functions.values(), key=lambda s: s.name):
         order = "ordered" if spec.ordered else "unordered"
+        patient = spec.retries is not None  # waits out an outage: 1 s, doubling, N times
+        delivery_of = build(
+            Delivery,
+            retry=spec.retries if patient else o.retries,
+            backoffPolicy="exponential",
+            backoffDelay="PT1S" if patient else o.backoff,
+            deadLetterSink=_sink_ref(dead),
+        )
         for consumed in spec.consumes:
             out["eventing/triggers.yaml"].append(
                 build(
@@ -161,7 +169,7 @@ def generate(
                         "broker": o.broker,
                         "filter": {"attributes": {"type": consumed}},
                         "subscriber": _service_ref(slug(spec.name)),
-                        "delivery": delivery,
+                        "delivery": delivery_of,
                     },
                 )
             )

@@ -57,6 +57,7 @@ class FunctionSpec:
     description: str = ""
     lifespan: Lifespan | None = None
     concurrency: int | None = None
+    retries: int | None = None
 
     def check(self, catalog: Catalog) -> None:
         for kind, names in (("consumes", self.consumes), ("produces", self.produces)):
@@ -105,6 +106,7 @@ def function(
     models: Iterable[str] = (),
     lifespan: Lifespan | None = None,
     concurrency: int | None = None,
+    retries: int | None = None,
     registry: Registry = REGISTRY,
 ) -> Callable[[Any], Any]:
     """Register ``handle`` as a function of the graph.
@@ -113,7 +115,10 @@ def function(
     ``models`` names the model servers it asks ``ctx.model(...)`` for;
     ``lifespan(settings)`` opens what the handler keeps between events (``ctx.state``);
     ``concurrency`` is how many deliveries one replica takes at once (Knative's
-    containerConcurrency; unset keeps the manifests' default).
+    containerConcurrency; unset keeps the manifests' default); ``retries`` is how often
+    Knative redelivers a failed event, 1 s apart and doubling, before the dead-letter sink
+    (set it where failures mean a dependency is down and waiting is right, as for the
+    store; unset keeps the manifests' short default).
     """
 
     def register(handler: Any) -> Any:
@@ -126,6 +131,7 @@ def function(
             models=tuple(models),
             lifespan=lifespan,
             concurrency=concurrency,
+            retries=retries,
             description=(handler.__doc__ or "").strip().split("\n")[0],
         )
         registry.add(spec)

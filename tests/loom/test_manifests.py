@@ -278,3 +278,13 @@ def test_an_inference_service_per_model() -> None:
     assert predictor["model"]["runtime"] == "loom-python"
     assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert isvc["metadata"]["annotations"]["loom.dev/storage-uri-setting"] == "LOOM_STT_STORAGE_URI"
+
+
+def test_the_store_waits_out_an_outage_before_dead_lettering() -> None:
+    files = generate(default_catalog(), discover(), ManifestOptions(), discover_models())
+    triggers = {d["metadata"]["name"]: d for d in _docs(files, "eventing/triggers.yaml")}
+    store = triggers["store-device-sensor-gps-raw"]["spec"]["delivery"]
+    assert (store["retry"], store["backoffDelay"]) == (12, "PT1S")  # ~68 min of redelivery
+    others = [t for name, t in triggers.items() if not name.startswith("store-")]
+    assert all(t["spec"]["delivery"]["retry"] == 5 for t in others)
+    assert all(t["spec"]["delivery"]["backoffDelay"] == "PT0.2S" for t in others)
