@@ -45,7 +45,9 @@ SCHEMA_ID_BASE = "https://schemas.loom.dev/"
 DEAD_LETTER_TYPE = "system.events.deadletter"
 _RETENTION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[dh])$")
 _TYPE_NAME = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,5}$"
-_TABLE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+# 52: room for the names derived from it ("loom_stage_" + name, name + "_pYYYYMMDD")
+# within PostgreSQL's 63 bytes; a longer one would be cut short and collide.
+_TABLE_NAME = r"^[a-z][a-z0-9_]{0,51}$"
 _TABLE_NAME_RE = re.compile(_TABLE_NAME)
 
 Compression = Literal["producer", "lz4", "zstd", "gzip", "snappy", "uncompressed"]
@@ -426,6 +428,10 @@ def _check_unique(path: Path, types: list[EventType]) -> None:
             seen[value] = index
 
 
+# The columns every event table has (loom.store.tables); a typed column may not reuse one.
+COMMON_COLUMN_NAMES = frozenset(
+    {"time", "device_id", "source", "id", "received_at", "stored_at", "schema_version", "data"}
+)
 # JSON Schema types a typed column may take (``null`` besides one of them is allowed).
 COLUMN_TYPES = frozenset({"number", "integer", "boolean", "string"})
 
@@ -436,6 +442,11 @@ def _check_columns(path: Path, index: int, t: EventType) -> None:
         raise CatalogError(str(path), f"types[{index}] ({t.type}).columns", "type is not stored")
     properties = t.data_schema.get("properties", {})
     for name in t.columns:
+        if name in COMMON_COLUMN_NAMES:
+            raise CatalogError(
+                str(path), f"types[{index}] ({t.type}).columns",
+                f"{name!r} is a column every table has already",
+            )  # fmt: skip
         kinds = column_json_types(properties.get(name))
         if not _TABLE_NAME_RE.match(name) or len(kinds) != 1 or not kinds <= COLUMN_TYPES:
             raise CatalogError(

@@ -80,6 +80,8 @@ def maintain_cmd(
         table.add_row("dropped", name, f"{rows:,}")
     for policy in report.policies:
         table.add_row("policy", policy, "")
+    for name in report.busy:
+        table.add_row("skipped", f"{name} (in use; next round)", "")
     console.print(table)
     console.print(
         f"{len(report.created)} partition(s) created, {len(report.dropped)} dropped "

@@ -53,6 +53,7 @@ class MaintenanceReport:
     created: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # partition -> rows it held
     policies: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # tables in use: left for next time
 
 
 def partition_start(moment: datetime, interval: timedelta) -> datetime:
@@ -189,6 +190,9 @@ async def maintain(
     """Partitions ahead, expired partitions dropped (native); policies in line (TimescaleDB)."""
     now = now or datetime.now(UTC)
     report = MaintenanceReport()
+    # Dropping or adding a partition locks its table; a long read holding it would queue
+    # every insert behind the waiting DDL. Give up quickly instead and try next round.
+    await conn.execute("SET lock_timeout = '2s'")
     for event_type, info in sorted((await load_table_info(conn)).items()):
         table = tables.get(event_type)
         if table is None:
@@ -204,7 +208,9 @@ async def maintain(
             first += info.interval
         try:
             report.created += await ensure_partitions(conn, info, starts)
+            report.dropped.update(await _drop_expired(conn, info, table.retention, now))
         except errors.UndefinedTable:
             continue
-        report.dropped.update(await _drop_expired(conn, info, table.retention, now))
+        except errors.LockNotAvailable:
+            report.busy.append(info.name)
     return report

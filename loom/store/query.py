@@ -5,9 +5,10 @@ A :class:`StoreReader` answers from the tables the catalog gives each stored typ
 from ``loom_event_tables``, so a table the catalog no longer stores still counts.
 
 Pages are keyset-paginated in the order ``(time, source, id)``: the cursor is the
-last row's key (URL-safe base64 of JSON, opaque to callers), so a page costs the
-same however deep it is and rows written meanwhile are neither skipped nor
-repeated. Time ranges are half-open, ``[start, end)``; a time without an offset
+last row's key (URL-safe base64 of JSON, opaque to callers; the table's primary
+key serves the order), so a page costs the same however deep it is and no row is
+repeated. A row stored meanwhile with a time before the cursor (a device sending
+late) is not in the later pages: to follow new data, query again from a time. Time ranges are half-open, ``[start, end)``; a time without an offset
 is taken as UTC. Exports read with a server-side cursor in one repeatable-read
 transaction: the count given up front is exactly the number of rows that follow.
 """

@@ -1,8 +1,9 @@
 """The event tables, derived from the catalog: one per stored type.
 
 Every table has the same common columns (below), the primary key
-``(source, id, time)`` (a CloudEvent is unique by source + id; the time is in the
-key because tables are partitioned by it) and an index on ``(device_id, time)``.
+``(time, source, id)`` (a CloudEvent is unique by source + id; the time is in the
+key because tables are partitioned by it, and first so that new rows go to the end of
+the index and pages read in time order use it) and an index on ``(device_id, time)``.
 Types with ``columns`` in the catalog also get a typed column per listed field,
 whose SQL type follows the field's JSON Schema type. Media bytes never go in a
 row: a base64 field with a blob-reference sibling (the schema's ``oneOf``) is
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from loom.catalog import Catalog, EventType, column_json_types
+from loom.catalog import COMMON_COLUMN_NAMES, Catalog, EventType, column_json_types
 
 __all__ = [
     "COMMON_COLUMNS",
@@ -37,6 +38,8 @@ COMMON_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schema_version", "text NOT NULL", "version of the data's JSON Schema"),
     ("data", "jsonb NOT NULL", "the event's data (media bytes replaced by blob references)"),
 )
+
+assert {name for name, _, _ in COMMON_COLUMNS} == COMMON_COLUMN_NAMES
 
 _SQL_TYPES = {
     "number": "double precision",

@@ -55,7 +55,7 @@ def test_migrations_make_one_partitioned_table_per_stored_type(
     assert gps_columns["latitude"] == "double precision"
     assert gps_columns["data"] == "jsonb"
     assert key is not None
-    assert key[0].replace('"', "") == "PRIMARY KEY (source, id, time)"
+    assert key[0].replace('"', "") == "PRIMARY KEY (time, source, id)"
 
 
 async def test_concurrent_writes_share_commits_and_land_once(

@@ -17,7 +17,7 @@ from loom.services import LocalServices
 from loom.store import event_tables, maintain, open_store
 from tests.integration.store_helpers import count, fresh_database, gps, heartrate, store_settings
 
-DAYS_AGO = (1, 10, 20, 32, 40, 50)
+DAYS_AGO = (1, 10, 20, 25, 28)  # all within GPS's 30 days, so all stored
 
 
 async def _write_history(services: LocalServices, url: str, tmp: Path, now: datetime) -> None:
@@ -46,22 +46,26 @@ async def test_maintenance_drops_what_is_past_retention_and_keeps_the_rest(
 
     tables = event_tables(catalog)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        report = await maintain(conn, tables, now=now)
-        # GPS is kept 30 days, heart rate 60: only GPS loses rows today.
-        assert _ages(url, "device_sensor_gps_raw", now) == [1, 10, 20]
-        assert _ages(url, "device_health_heartrate_raw", now) == list(DAYS_AGO)
-        assert sum(n for p, n in report.dropped.items() if "gps" in p) == 30
-        assert not [p for p in report.dropped if "heartrate" in p]
+        today = await maintain(conn, tables, now=now)
+        assert today.dropped == {}
         # Partitions for the next days exist before any row needs them.
         tomorrow = (now + timedelta(days=1)).strftime("%Y%m%d")
-        assert f"device_sensor_gps_raw_p{tomorrow}" in report.created
+        assert f"device_sensor_gps_raw_p{tomorrow}" in today.created
 
-        # 25 days later: GPS keeps only what was a day old, heart rate loses 40 and 50.
-        later = await maintain(conn, tables, now=now + timedelta(days=25))
-    assert _ages(url, "device_sensor_gps_raw", now) == [1]
-    assert _ages(url, "device_health_heartrate_raw", now) == [1, 10, 20, 32]
-    assert count(url, "device_health_heartrate_raw") == 40
-    assert sum(later.dropped.values()) == 20 + 20
+        # 8 days on: GPS (kept 30 days) loses its 25- and 28-day-old rows; heart rate
+        # (kept 60) loses nothing.
+        report = await maintain(conn, tables, now=now + timedelta(days=8))
+        assert _ages(url, "device_sensor_gps_raw", now) == [1, 10, 20]
+        assert _ages(url, "device_health_heartrate_raw", now) == list(DAYS_AGO)
+        assert sum(n for p, n in report.dropped.items() if "gps" in p) == 20
+        assert not [p for p in report.dropped if "heartrate" in p]
+
+        # 40 days on: GPS keeps nothing, heart rate what is younger than 60 days.
+        later = await maintain(conn, tables, now=now + timedelta(days=40))
+    assert _ages(url, "device_sensor_gps_raw", now) == []
+    assert _ages(url, "device_health_heartrate_raw", now) == [1, 10, 20]
+    assert count(url, "device_health_heartrate_raw") == 30
+    assert sum(later.dropped.values()) == 30 + 20
 
 
 def test_loom_db_maintain_reports_what_it_dropped(
@@ -71,9 +75,10 @@ def test_loom_db_maintain_reports_what_it_dropped(
     now = datetime.now(UTC)
     asyncio.run(_write_history(services, url, tmp_path, now))
     monkeypatch.setenv("LOOM_DATABASE_URL", url)
-    result = CliRunner().invoke(app, ["db", "maintain"])
+    later = (now + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%S")
+    result = CliRunner().invoke(app, ["db", "maintain", "--now", later])
     assert result.exit_code == 0, result.output
-    assert "30 rows past retention" in result.output.replace(",", "")
+    assert "20 rows past retention" in result.output.replace(",", "")
     assert _ages(url, "device_sensor_gps_raw", now) == [1, 10, 20]
 
 
@@ -152,3 +157,18 @@ async def test_the_timescaledb_path_makes_hypertables_and_policies_from_the_cata
     assert sum(c.startswith("add_retention_policy(") for c in calls) == len(stored)
     assert len(report.policies) >= len(stored)
     assert again.policies == []
+
+
+async def test_maintenance_skips_a_table_in_use_instead_of_stalling_its_writers(
+    services: LocalServices, catalog: Catalog, tmp_path: Path
+) -> None:
+    url = fresh_database(services)
+    now = datetime.now(UTC)
+    await _write_history(services, url, tmp_path, now)
+    with psycopg.connect(url) as reader:  # a long read (an export, say) holds the table
+        reader.execute("SELECT count(*) FROM device_sensor_gps_raw").fetchone()
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            report = await maintain(conn, event_tables(catalog), now=now + timedelta(days=8))
+    assert "device_sensor_gps_raw" in report.busy
+    assert _ages(url, "device_sensor_gps_raw", now) == list(DAYS_AGO)  # left for next round
+    assert not [p for p in report.dropped if "gps" in p]

@@ -305,3 +305,15 @@ def test_a_typed_column_must_be_a_scalar_field_of_the_schema(copy: Path) -> None
     _edit_catalog(copy, "columns: [x, y, z, magnitude]", "columns: [timestamp]")
     with pytest.raises(CatalogError, match="'timestamp' is not a top-level property"):
         load_catalog(copy)  # a $ref, not a type of its own: no column type to derive
+
+
+def test_a_typed_column_cannot_take_a_common_column_name(copy: Path) -> None:
+    _edit_catalog(copy, "columns: [x, y, z]", "columns: [x, y, z, device_id]")
+    with pytest.raises(CatalogError, match="'device_id' is a column every table has already"):
+        load_catalog(copy)
+
+
+def test_table_names_leave_room_for_partition_and_staging_names(copy: Path) -> None:
+    _edit_catalog(copy, "table: device_audio_raw,", f"table: {'t' * 53},")
+    with pytest.raises(CatalogError, match=r"device.audio.raw\)\.table"):
+        load_catalog(copy)

@@ -42,7 +42,7 @@ CREATE FUNCTION loom_create_event_table(
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     backend text := loom_storage_backend();
-    body text := columns || ', PRIMARY KEY (source, id, time)';
+    body text := columns || ', PRIMARY KEY (time, source, id)';
 BEGIN
     IF backend = 'timescaledb' THEN
         EXECUTE format('CREATE TABLE %I (%s)', tbl, body);
