@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
@@ -30,7 +30,8 @@ from functions.ingest.problems import (
     ServiceUnavailable,
     TooManyRequests,
 )
-from functions.ingest.state import IngestState, log
+from functions.ingest.state import Admin, IngestState, log
+from functions.ingest.state import ingest_state as _state
 from loom.store.export import MEDIA_TYPES, Format, encode
 from loom.store.query import DEFAULT_LIMIT, MAX_LIMIT, NotStored, QueryError, StoreReader
 
@@ -99,19 +100,6 @@ class DeletedData(BaseModel):
     total: int
 
 
-def _state(request: Request) -> IngestState:
-    state: IngestState = request.app.state.ingest
-    return state
-
-
-async def _admin(request: Request) -> IngestState:
-    state = _state(request)
-    principal: Principal = await state.principal(request)
-    principal.require_admin()
-    return state
-
-
-Admin = Annotated[IngestState, Depends(_admin)]
 DeviceFilter = Annotated[
     str | None, Query(min_length=1, max_length=256, description="Only this device's events.")
 ]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Path
 
-from functions.ingest.auth import Principal
 from functions.ingest.devices import Device, DeviceIn, DevicePatch, RegisteredDevice
 from functions.ingest.limits import DEVICE_BODY_LIMIT
 from functions.ingest.openapi import PROBLEM_RESPONSES
 from functions.ingest.routes_data import DeviceActivityReport, stored_activity
-from functions.ingest.state import IngestState
+from functions.ingest.state import Admin
 
 __all__ = ["add_device_routes"]
 
@@ -23,21 +22,6 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     "404": {"description": "No such device.", "content": PROBLEM_RESPONSES["401"]["content"]},
 }
-
-
-def _state(request: Request) -> IngestState:
-    state: IngestState = request.app.state.ingest
-    return state
-
-
-async def _admin(request: Request) -> IngestState:
-    state = _state(request)
-    principal: Principal = await state.principal(request)
-    principal.require_admin()
-    return state
-
-
-Admin = Annotated[IngestState, Depends(_admin)]
 
 
 def _activity(

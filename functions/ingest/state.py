@@ -7,9 +7,10 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
+from fastapi import Depends
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from loom.db import migrate
 from loom.kafka import AsyncProducer, KafkaUnavailable, RecordTooLarge
 from loom.logging import get_logger
 
-__all__ = ["IngestState"]
+__all__ = ["Admin", "IngestState", "ingest_state", "require_admin"]
 
 log = get_logger("loom.ingest")
 
@@ -142,3 +143,20 @@ class IngestState:
         if isinstance(error, RecordTooLarge):
             return TooLarge(f"Kafka refused the event as too large ({error})")
         return error
+
+
+def ingest_state(request: Request) -> IngestState:
+    """The service's state, for routes and their dependencies."""
+    state: IngestState = request.app.state.ingest
+    return state
+
+
+async def require_admin(request: Request) -> IngestState:
+    """A dependency: the state, once the request's token is shown to be an admin's."""
+    state = ingest_state(request)
+    principal: Principal = await state.principal(request)
+    principal.require_admin()
+    return state
+
+
+Admin = Annotated[IngestState, Depends(require_admin)]
