@@ -8,8 +8,9 @@ Pages are keyset-paginated in the order ``(time, source, id)``: the cursor is th
 last row's key (URL-safe base64 of JSON, opaque to callers; the table's primary
 key serves the order), so a page costs the same however deep it is and no row is
 repeated. A row stored meanwhile with a time before the cursor (a device sending
-late) is not in the later pages: to follow new data, query again from a time. Time ranges are half-open, ``[start, end)``; a time without an offset
-is taken as UTC. Exports read with a server-side cursor in one repeatable-read
+late) is not in the later pages: to follow new data, query again from a time.
+Time ranges are half-open, ``[start, end)``; a time without an offset is taken as
+UTC. Exports read with a server-side cursor in one repeatable-read
 transaction: the count given up front is exactly the number of rows that follow.
 """
 
