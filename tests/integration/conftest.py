@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +27,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
-    with LocalServices(tmp_path_factory.mktemp("services")) as running:
+def services() -> Iterator[LocalServices]:
+    # Not under pytest's basetemp: another pytest session on the machine makes that 0700
+    # again when it starts, and PostgreSQL (its own user when run as root) loses its way
+    # into its data directory.
+    with (
+        tempfile.TemporaryDirectory(prefix="loom-test-services-") as data,
+        LocalServices(Path(data)) as running,
+    ):
         yield running
 
 

@@ -9,12 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from loom.services._process import free_port
 
@@ -32,14 +35,21 @@ def _ready(client: httpx.Client) -> bool:
         return False
 
 
-def test_loom_dev_stores_what_is_posted_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp (see the services fixture in conftest.py).
+    with tempfile.TemporaryDirectory(prefix="loom-test-dev-") as data:
+        yield Path(data)
+
+
+def test_loom_dev_stores_what_is_posted_and_stops_cleanly_on_sigterm(data_dir: Path) -> None:
     port = free_port()
     env = {**os.environ, "LOOM_PORT": str(port), "LOOM_HOST": "127.0.0.1", "COLUMNS": "200"}
     for name in ("LOOM_KAFKA_BOOTSTRAP_SERVERS", "LOOM_DATABASE_URL"):
         env.pop(name, None)
     dev = subprocess.Popen(
-        [sys.executable, "-m", "loom", "dev", "--data-dir", str(tmp_path / "data")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "loom", "dev", "--data-dir", str(data_dir / "data")],
+        cwd=data_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")))  # type: ignore[union-attr]
