@@ -1,0 +1,1 @@
+"""``vad``: voice activity detection (Silero VAD) on raw microphone audio, per device."""

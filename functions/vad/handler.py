@@ -1,0 +1,159 @@
+"""``vad``: speech segments out of each device's raw microphone audio (Silero VAD).
+
+Each ``device.audio.raw`` chunk (WAV or 16-bit PCM, inline or by blob reference, any rate
+and channel count) is mixed to mono, resampled to 16 kHz and run through Silero VAD in
+32 ms frames. Speech that ends becomes one ``media.audio.vad_filtered`` event with its
+start and end (stream offsets and wall-clock times) and its audio as a 16 kHz mono WAV:
+inline when small, else in the blob store. The stream's state is kept per device, so a
+segment that spans chunks comes out whole. Concurrent deliveries share model calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.vad.audio import RATE, decode, to_wav
+from functions.vad.batcher import Batcher
+from functions.vad.chunks import advance
+from functions.vad.settings import VadSettings, vad_settings
+from functions.vad.silero import load_backend, silero_version
+from functions.vad.stream import Segment
+from loom.catalog import default_catalog
+from loom.runtime.context import Context
+from loom.runtime.event import Event
+from loom.runtime.invoke import PoisonEvent
+from loom.runtime.registry import function
+from loom.runtime.state import StateStore, open_state_store
+from loom.settings import LoomSettings
+from loom.store import BlobRef, BlobStore, open_blob_store, store_settings
+
+RAW = "device.audio.raw"
+VAD = "media.audio.vad_filtered"
+_ROOM = 4096  # bytes of an event besides its audio_data: ids, times, the source reference
+
+
+@dataclass(frozen=True)
+class Vad:
+    """What the handler keeps between events (``ctx.state``)."""
+
+    config: VadSettings
+    states: StateStore
+    blobs: BlobStore
+    batcher: Batcher
+    model: dict[str, str]
+
+    @property
+    def inline_max_bytes(self) -> int:
+        """Largest WAV sent inline: base64 of it and the rest must fit the type's limit."""
+        fits = (default_catalog()[VAD].max_bytes - _ROOM) * 3 // 4
+        wanted = self.config.vad_inline_max_bytes
+        return fits if wanted is None else min(wanted, fits)
+
+
+@asynccontextmanager
+async def open_vad(
+    settings: LoomSettings,
+    *,
+    states: StateStore | None = None,
+    blobs: BlobStore | None = None,
+) -> AsyncIterator[Vad]:
+    """Loads the model and opens the per-device state (PostgreSQL unless ``states`` is
+    given) and the blob store (LOOM_STORE_BLOB_URL unless ``blobs`` is given)."""
+    config = vad_settings(settings)
+    backend = await asyncio.to_thread(load_backend, config.vad_backend, config.vad_threads)
+    model = {"name": "silero-vad", "version": f"{silero_version()} ({backend.name})"}
+    if blobs is None:
+        stored = store_settings(settings)
+        blobs = open_blob_store(stored.store_blob_url, stored.store_s3_endpoint_url)
+    batcher = Batcher(backend, max_batch=config.vad_max_batch)
+    if states is not None:
+        yield Vad(config, states, blobs, batcher, model)
+        return
+    # A connection is held while a chunk is in the model: one per delivery in flight.
+    async with open_state_store(settings, "vad", max_connections=8) as store:
+        yield Vad(config, store, blobs, batcher, model)
+
+
+@function(consumes=[RAW], produces=[VAD], ordered=True, lifespan=open_vad)
+async def handle(event: Event, ctx: Context) -> list[Event]:
+    """Speech segments (Silero VAD) of each device's microphone audio, with their audio."""
+    vad: Vad = ctx.state
+    data: dict[str, Any] = event.data
+    device = data["device_id"]
+    when = _time(data["timestamp"])
+    raw = await _chunk_bytes(data, vad.blobs)
+    chunk = decode(raw, data.get("format", "wav"), data["sample_rate"], data.get("channels", 1))
+    async with vad.states.transition(device, event.id) as step:
+        outcome = await advance(step.value, chunk, when, data.get("file_id"), vad.config,
+                                vad.batcher.infer)  # fmt: skip
+        step.value = outcome.state
+    if outcome.late:
+        ctx.log.warning("vad.late_chunk", timestamp=data["timestamp"])
+    made = []
+    for i, segment in enumerate(outcome.segments):
+        made.append(await _segment_event(event, segment, i, device, vad, ctx.source))
+    return made
+
+
+async def _segment_event(
+    event: Event, segment: Segment, index: int, device: str, vad: Vad, source: str
+) -> Event:
+    wav = to_wav(segment.pcm)
+    start_ms, end_ms = segment.start * 1000 // RATE, segment.end * 1000 // RATE
+    data: dict[str, Any] = {
+        "schema_version": "1.0",
+        "device_id": device,
+        "timestamp": _iso(segment.start_time),
+        "segment_start": _iso(segment.start_time),
+        "segment_end": _iso(segment.end_time),
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "duration_ms": max(end_ms - start_ms, 1),
+        "sample_rate": RATE,
+        "channels": 1,
+        "format": "wav",
+        "speech_probability": segment.probability,
+        "model": vad.model,
+    }
+    if len(wav) <= vad.inline_max_bytes:
+        data["audio_data"] = base64.b64encode(wav).decode("ascii")
+    else:  # content-addressed: a redelivery writes the same blob again, harmlessly
+        ref = await asyncio.to_thread(vad.blobs.put, wav, "audio/wav")
+        data["audio"] = ref.as_json()
+    made = event.derive(VAD, {**data, "segment_id": "-"}, source=source, index=index)
+    return dataclasses.replace(made, data={**made.data, "segment_id": made.id})
+
+
+async def _chunk_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
+    if "chunk_data" in data:
+        try:
+            return base64.b64decode(data["chunk_data"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PoisonEvent(f"chunk_data is not valid base64: {exc}") from None
+    ref = data["blob_ref"]
+    blob = BlobRef(ref["uri"], ref["sha256"], ref["size_bytes"], ref.get("content_type"))
+    try:
+        raw = await asyncio.to_thread(blobs.get, blob)
+    except FileNotFoundError:
+        raise PoisonEvent(f"the chunk's blob {blob.uri} does not exist") from None
+    if hashlib.sha256(raw).hexdigest() != blob.sha256:
+        raise PoisonEvent(f"the chunk's blob {blob.uri} does not match its sha256")
+    return raw
+
+
+def _time(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
