@@ -16,7 +16,7 @@ from rich.table import Table
 from loom.logging import configure_logging
 from loom.services import LocalServices
 
-BENCHES = ["kafka_produce", "ingest", "runtime", "store", "power", "motion", "apps"]
+BENCHES = ["kafka_produce", "ingest", "runtime", "store", "power", "motion", "apps", "vad"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
