@@ -16,7 +16,18 @@ from rich.table import Table
 from loom.logging import configure_logging
 from loom.services import LocalServices
 
-BENCHES = ["kafka_produce", "ingest", "runtime", "store", "power", "motion", "apps", "vad"]
+BENCHES = [
+    "kafka_produce",
+    "ingest",
+    "runtime",
+    "store",
+    "power",
+    "motion",
+    "apps",
+    "vad",
+    "georegion",
+    "motion_e2e",
+]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

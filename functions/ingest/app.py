@@ -23,6 +23,7 @@ from functions.ingest.problems import PROBLEM_JSON, problem_response
 from functions.ingest.routes_data import add_data_routes
 from functions.ingest.routes_devices import add_device_routes
 from functions.ingest.routes_events import add_event_routes, receive_cloudevents
+from functions.ingest.routes_regions import add_region_routes
 from functions.ingest.settings import IngestSettings
 from functions.ingest.state import IngestState, log
 from functions.ingest.websocket import add_audio_stream
@@ -139,6 +140,7 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
 
     add_event_routes(app, state)
     add_device_routes(app)
+    add_region_routes(app)
     add_data_routes(app)
     add_audio_stream(app)
 
