@@ -1,5 +1,6 @@
 """The CPU functions end to end on the local runner: events posted to ingest go through
-Kafka, the router runs power, motion and apps, and the store keeps what they made."""
+Kafka, the router runs power, motion, apps, georegion and geocode, and the store keeps
+what they made."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from functions.apps.handler import handle as apps
+from functions.geocode.handler import handle as geocode
+from functions.georegion.handler import handle as georegion
 from functions.motion.handler import handle as motion
 from functions.power.handler import handle as power
 from functions.store.handler import handle as store
@@ -48,6 +51,7 @@ def test_posted_readings_come_back_as_derived_rows(
     services: LocalServices,
     catalog: Catalog,
     client: TestClient,
+    admin: str,
     device: dict[str, Any],
     ingest_settings: Any,
     tmp_path: Path,
@@ -106,12 +110,36 @@ def test_posted_readings_come_back_as_derived_rows(
             {"timestamp": at(75), "app_identifier": "org.example.mail", "event_type": "launch"},
         ),
     ]
-    for batch in (walking[:150], walking[150:], battery, phone_use):
+    home = {
+        "region_id": f"home-{name}",
+        "name": "home",
+        "kind": "home",
+        "device_id": name,
+        "latitude": 52.5200,
+        "longitude": 13.4050,
+        "radius_m": 150,
+    }
+    made = client.post("/regions", json=home, headers={"Authorization": f"Bearer {admin}"})
+    assert made.status_code == 201, made.text
+    arriving = [  # walking into Berlin's Mitte, then staying at home for two minutes
+        _event(
+            "device.sensor.gps.raw",
+            name,
+            {
+                "timestamp": at(10 * k),
+                "latitude": 52.5200 + max(0, 6 - k) * 0.001,
+                "longitude": 13.4050,
+                "accuracy": 10.0,
+            },
+        )
+        for k in range(20)
+    ]
+    for batch in (walking[:150], walking[150:], battery, phone_use, arriving):
         answer = post_batch(client, token, batch)
         assert answer.status_code == 202, answer.text
 
     graph = Registry()
-    for fn in (store, power, motion, apps):
+    for fn in (store, power, motion, apps, georegion, geocode):
         graph.add(fn.spec)
     settings = store_settings(services, ingest_settings.database_url, tmp_path)
     router = Router(graph, catalog, settings).start()
@@ -122,6 +150,8 @@ def test_posted_readings_come_back_as_derived_rows(
         "device_sensor_accelerometer_windowed": 3,  # at least
         "motion_classification_activity": 3,  # at least
         "os_events_app_lifecycle_enriched": 1,
+        "location_georegion_detected": 1,
+        "location_address_geocoded": 1,
     }
     try:
         deadline = time.monotonic() + 120
@@ -146,7 +176,19 @@ def test_posted_readings_come_back_as_derived_rows(
             " WHERE device_id = %s ORDER BY time DESC LIMIT 1",
             (name,),
         ).fetchone()
+        entered = conn.execute(
+            "SELECT data->>'transition', data->>'region_name' FROM location_georegion_detected"
+            " WHERE device_id = %s",
+            (name,),
+        ).fetchall()
+        place = conn.execute(
+            "SELECT data->>'city', data->>'country_code' FROM location_address_geocoded"
+            " WHERE device_id = %s LIMIT 1",
+            (name,),
+        ).fetchone()
     assert "walking" in {a for (a,) in activities}
+    assert entered == [("enter", "home")]
+    assert place == ("Mitte", "DE")  # the nearest GeoNames place: Berlin-Mitte
     assert session == ("org.example.maps", 60.0)
     assert rate is not None
     assert -65 < rate[0] < -55  # two percent every two minutes: -60 %/h
