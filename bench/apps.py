@@ -23,8 +23,6 @@ import json
 import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 from functions.apps.handler import handle
 from functions.apps.settings import AppsSettings
 from loom.events import RECORDED_TIME
-from loom.logging import configure_logging, get_logger
+from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.registry import Registry, function
@@ -231,47 +229,3 @@ def run(services: LocalServices | None = None) -> list[dict[str, Any]]:
         url = services.settings().database_url
         migrate(url)
     return asyncio.run(_measure(url))
-
-
-def main() -> None:
-    """Run on its own (``python -m bench.apps``): a PostgreSQL of its own for the last
-    rows if one starts, then the table and ``bench/results/apps.json``."""
-    import platform
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from loom.db import migrate
-    from loom.services.postgres import PostgresServer
-
-    configure_logging("WARNING")
-    started = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            server = PostgresServer(Path(tmp) / "postgres").start()
-        except Exception as exc:  # noqa: BLE001 - the memory rows stand on their own
-            print(f"no PostgreSQL ({exc}); skipping its rows", file=sys.stderr)
-            server = None
-        try:
-            if server is not None:
-                migrate(server.url)
-            rows = asyncio.run(_measure(server.url if server else None))
-        finally:
-            if server is not None:
-                server.stop()
-    table = Table(title=TITLE)
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "apps.json").write_text(json.dumps({
-        "title": TITLE, "rows": rows, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds": round(time.time() - started, 1), "machine": platform.node(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2) + "\n")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

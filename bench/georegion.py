@@ -2,17 +2,14 @@
 schema checks included, in-memory state, a few saved regions), the region rule alone, and
 the offline reverse geocoder's load time, memory and per-query latency.
 
-Needs no services: `python -m bench.georegion` runs it alone (`run(services)` ignores
-them, for `python -m bench`).
+Needs no services (`run(services)` ignores them); `python -m bench georegion` runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -153,33 +150,3 @@ def run(services: Any = None) -> list[dict[str, Any]]:
     columns = ["scenario", "fixes", "CPU s", "fixes/s per core", "µs per fix", "events made",
                "detail"]  # fmt: skip
     return [{c: row.get(c) for c in columns} for row in rows]
-
-
-def main() -> None:
-    """Run alone (no Kafka or PostgreSQL needed): table to stdout, JSON to bench/results."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from loom.logging import configure_logging
-
-    configure_logging("WARNING")
-    started = time.time()
-    rows = run()
-    table = Table(title=TITLE)
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else f"{v:,.2f}" if isinstance(v, float) else str(v)
-                        for v in row.values()))  # fmt: skip
-    Console().print(table)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "georegion.json").write_text(json.dumps({
-        "title": TITLE, "rows": rows, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": round(time.time() - started, 1), "machine": platform.node(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2) + "\n")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from functions.motion.handler import MotionResources, handle
 from functions.motion.settings import MotionSettings
-from loom.logging import configure_logging, get_logger
+from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.state import MemoryStateStore
@@ -157,48 +155,3 @@ def run(services: LocalServices | None = None) -> list[dict[str, Any]]:
         url = services.settings().database_url
         migrate(url)
     return asyncio.run(_measure(url))
-
-
-def main() -> None:
-    """Run on its own (``python -m bench.motion``): a PostgreSQL of its own for the last
-    rows if one starts, then the table and ``bench/results/motion.json``."""
-    import os
-    import platform
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from loom.db import migrate
-    from loom.services.postgres import PostgresServer
-
-    configure_logging("WARNING")
-    started = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            server = PostgresServer(Path(tmp) / "postgres").start()
-        except Exception as exc:  # noqa: BLE001 - the memory rows stand on their own
-            print(f"no PostgreSQL ({exc}); skipping its rows", file=sys.stderr)
-            server = None
-        try:
-            if server is not None:
-                migrate(server.url)
-            rows = asyncio.run(_measure(server.url if server else None))
-        finally:
-            if server is not None:
-                server.stop()
-    table = Table(title=TITLE)
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "motion.json").write_text(json.dumps({
-        "title": TITLE, "rows": rows, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds": round(time.time() - started, 1), "machine": platform.node(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2) + "\n")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -131,13 +131,3 @@ def run(services: LocalServices) -> list[dict[str, Any]]:
         },
         {"measure": "post -> windowed row, max", "value": latencies[-1], "unit": "ms", "goal": ""},
     ]
-
-
-if __name__ == "__main__":
-    import tempfile
-
-    from rich import print as rprint
-
-    with tempfile.TemporaryDirectory() as tmp, LocalServices(Path(tmp)) as running:
-        for row in run(running):
-            rprint(row)

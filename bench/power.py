@@ -2,28 +2,20 @@
 schema checks, per-device state in a MemoryStateStore), for one device and for 100
 devices interleaved, beside the tracker alone (no harness, no checks) in the same run.
 
-Needs no services: ``python -m bench.power`` runs it on its own."""
+Needs no services; ``python -m bench power`` runs it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from functions.power.handler import handle
 from functions.power.reading import read
 from functions.power.settings import PowerSettings
 from functions.power.tracker import advance
-from loom.logging import configure_logging
 from loom.runtime.event import Event
 from loom.runtime.state import MemoryStateStore
 from loom.testing import FunctionHarness
@@ -100,27 +92,3 @@ def run(services: Any = None) -> list[dict[str, Any]]:
              "detail": f"{alone_wall * 1e6 / READINGS:.1f} µs a reading"},
         ]  # fmt: skip
     return rows
-
-
-def main() -> None:
-    """Run alone: print the table and write bench/results/power.json."""
-    configure_logging("WARNING")
-    started = time.time()
-    rows = run()
-    table = Table(title=TITLE)
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "power.json").write_text(json.dumps({
-        "title": TITLE, "rows": rows, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": round(time.time() - started, 1), "machine": platform.node(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2) + "\n")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -148,29 +145,3 @@ def run(services: object = None) -> list[dict[str, Any]]:
 
     configure_logging("WARNING")
     return _model_rows() + _function_rows()
-
-
-def main() -> None:
-    """``python -m bench.vad``: the table and bench/results/vad.json, without services."""
-    from rich.console import Console
-    from rich.table import Table
-
-    started = time.time()
-    rows = run()
-    table = Table(title=TITLE)
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(f"{v:,.0f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "vad.json").write_text(json.dumps({
-        "title": TITLE, "rows": rows, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": round(time.time() - started, 1), "machine": platform.node(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2) + "\n")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()
