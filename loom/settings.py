@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loom.errors import ConfigError
 
-__all__ = ["LoomSettings", "load_settings"]
+__all__ = ["LoomSettings", "load_settings", "settings_for"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Environment = Literal["development", "test", "staging", "production"]
@@ -107,3 +107,24 @@ def load_settings(cls: type[S], **overrides: object) -> S:
             value = err.get("input")
             problems.append(f"{name}={value!r}: {err['msg']}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from exc
+
+
+_EXTENDED: dict[tuple[int, type[LoomSettings]], tuple[LoomSettings, LoomSettings]] = {}
+
+
+def settings_for(cls: type[S], settings: LoomSettings) -> S:
+    """``settings`` as ``cls``, a component's own settings class: the shared values that
+    ``settings`` holds, the component's own from the environment (a bad one is a
+    ConfigError). Read once per settings object: hosts hand the same one to every call."""
+    if isinstance(settings, cls):
+        return settings
+    key = (id(settings), cls)
+    known = _EXTENDED.get(key)
+    if known is not None and known[0] is settings:
+        return known[1]  # type: ignore[return-value]
+    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
+    resolved = load_settings(cls, **shared)
+    if len(_EXTENDED) >= 64:
+        _EXTENDED.clear()
+    _EXTENDED[key] = (settings, resolved)
+    return resolved

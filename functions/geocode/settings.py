@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["GeocodeSettings", "geocode_settings"]
 
@@ -81,7 +81,5 @@ class GeocodeSettings(LoomSettings):
 
 
 def geocode_settings(settings: LoomSettings) -> GeocodeSettings:
-    """``settings`` as GeocodeSettings: the host's shared values, ours from the environment."""
-    if isinstance(settings, GeocodeSettings):
-        return settings
-    return load_settings(GeocodeSettings, **settings.model_dump())
+    """``settings`` as GeocodeSettings: its shared values, ``LOOM_GEOCODE_*`` from the env."""
+    return settings_for(GeocodeSettings, settings)

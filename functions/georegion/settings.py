@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["GeoregionSettings", "georegion_settings"]
 
@@ -57,7 +57,5 @@ class GeoregionSettings(LoomSettings):
 
 
 def georegion_settings(settings: LoomSettings) -> GeoregionSettings:
-    """``settings`` as GeoregionSettings: the host's shared values, ours from the environment."""
-    if isinstance(settings, GeoregionSettings):
-        return settings
-    return load_settings(GeoregionSettings, **settings.model_dump())
+    """``settings`` as GeoregionSettings: its shared values, ``LOOM_GEOREGION_*`` from the env."""
+    return settings_for(GeoregionSettings, settings)

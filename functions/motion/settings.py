@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["MotionSettings", "motion_settings"]
 
@@ -60,7 +60,4 @@ class MotionSettings(LoomSettings):
 
 def motion_settings(settings: LoomSettings) -> MotionSettings:
     """``settings`` as MotionSettings: its shared values, ``LOOM_MOTION_*`` from the env."""
-    if isinstance(settings, MotionSettings):
-        return settings
-    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
-    return load_settings(MotionSettings, **shared)
+    return settings_for(MotionSettings, settings)

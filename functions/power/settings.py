@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["PowerSettings", "power_settings"]
 
@@ -65,21 +65,6 @@ class PowerSettings(LoomSettings):
         return value
 
 
-_RESOLVED: dict[int, tuple[LoomSettings, PowerSettings]] = {}
-
-
 def power_settings(settings: LoomSettings) -> PowerSettings:
-    """``settings`` as PowerSettings: its shared values, ``LOOM_POWER_*`` from the env.
-
-    Read once per settings object (handlers are given the same one for every event)."""
-    if isinstance(settings, PowerSettings):
-        return settings
-    known = _RESOLVED.get(id(settings))
-    if known is not None and known[0] is settings:
-        return known[1]
-    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
-    resolved = load_settings(PowerSettings, **shared)
-    if len(_RESOLVED) >= 8:
-        _RESOLVED.clear()
-    _RESOLVED[id(settings)] = (settings, resolved)
-    return resolved
+    """``settings`` as PowerSettings: its shared values, ``LOOM_POWER_*`` from the env."""
+    return settings_for(PowerSettings, settings)

@@ -7,7 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["VadSettings", "vad_settings"]
 
@@ -98,21 +98,6 @@ class VadSettings(LoomSettings):
         return self
 
 
-_RESOLVED: dict[int, tuple[LoomSettings, VadSettings]] = {}
-
-
 def vad_settings(settings: LoomSettings) -> VadSettings:
-    """``settings`` as VadSettings: its shared values, ``LOOM_VAD_*`` from the env.
-
-    Read once per settings object (hosts hand the same one to every call)."""
-    if isinstance(settings, VadSettings):
-        return settings
-    known = _RESOLVED.get(id(settings))
-    if known is not None and known[0] is settings:
-        return known[1]
-    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
-    resolved = load_settings(VadSettings, **shared)
-    if len(_RESOLVED) >= 8:
-        _RESOLVED.clear()
-    _RESOLVED[id(settings)] = (settings, resolved)
-    return resolved
+    """``settings`` as VadSettings: its shared values, ``LOOM_VAD_*`` from the env."""
+    return settings_for(VadSettings, settings)

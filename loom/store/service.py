@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from loom.catalog import Catalog, default_catalog
 from loom.db.migrate import migrate
 from loom.logging import get_logger
-from loom.settings import LoomSettings
+from loom.settings import LoomSettings, settings_for
 from loom.store.blobs import BlobStore, open_blob_store
 from loom.store.partitions import maintain
 from loom.store.settings import StoreSettings
@@ -37,10 +37,7 @@ class Store:
 
 def store_settings(settings: LoomSettings) -> StoreSettings:
     """``settings`` as StoreSettings: its shared values, ``LOOM_STORE_*`` from the env."""
-    if isinstance(settings, StoreSettings):
-        return settings
-    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
-    return StoreSettings(**shared)
+    return settings_for(StoreSettings, settings)
 
 
 @asynccontextmanager
