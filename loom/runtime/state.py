@@ -17,6 +17,8 @@ an event older than what the state has seen is late).
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,20 +52,24 @@ class StateStore(Protocol):
 
 @dataclass
 class MemoryStateStore:
-    """In memory, for tests and the harness; same semantics as the PostgreSQL one."""
+    """In memory, for tests and the harness; same semantics as the PostgreSQL one (a
+    handler gets a copy, as from jsonb, so changing it in place changes nothing)."""
 
     rows: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @asynccontextmanager
     async def transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
-        state, before, last = self.rows.get(key, ({}, {}, ""))
-        repeated = last == event_id
-        step = Transition(key, event_id, dict(before if repeated else state), repeated)
-        yield step
-        self.rows[key] = (step.value, before if repeated else state, event_id)
+        async with self._locks.setdefault(key, asyncio.Lock()):  # one change at a time
+            state, before, last = copy.deepcopy(self.rows.get(key, ({}, {}, "")))
+            repeated = last == event_id
+            step = Transition(key, event_id, before if repeated else state, repeated)
+            yield step
+            kept = before if repeated else copy.deepcopy(self.rows.get(key, ({}, {}, ""))[0])
+            self.rows[key] = (copy.deepcopy(step.value), kept, event_id)
 
     async def get(self, key: str) -> dict[str, Any]:
-        return dict(self.rows.get(key, ({}, {}, ""))[0])
+        return copy.deepcopy(self.rows.get(key, ({}, {}, ""))[0])
 
 
 @dataclass
@@ -85,6 +91,13 @@ class PostgresStateStore:
     @asynccontextmanager
     async def _transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
         async with self.pool.connection() as conn, conn.transaction():
+            # The row first exists, so FOR UPDATE below always has a row to lock: two first
+            # transitions of one key (two input topics) then wait for each other.
+            await conn.execute(
+                "INSERT INTO loom_function_state (function, key, state, previous, last_event)"
+                " VALUES (%s, %s, '{}', '{}', '') ON CONFLICT (function, key) DO NOTHING",
+                (self.function, key),
+            )
             cur = await conn.execute(
                 "SELECT state, previous, last_event FROM loom_function_state"
                 " WHERE function = %s AND key = %s FOR UPDATE",

@@ -56,3 +56,15 @@ async def test_a_failing_handler_changes_nothing(states: Any) -> None:
         await fail()
     assert await states.get("phone-1") == {"n": 1}
     assert await count(states, "phone-1", "e2") == (2, False)
+
+
+async def test_first_transitions_of_one_key_at_once_both_count(states: Any) -> None:
+    import asyncio
+
+    async def slow(event_id: str) -> None:
+        async with states.transition("phone-1", event_id) as step:
+            await asyncio.sleep(0.2)  # both have read before either writes, unless locked
+            step.value = {"n": step.value.get("n", 0) + 1}
+
+    await asyncio.gather(slow("from-topic-a"), slow("from-topic-b"))
+    assert await states.get("phone-1") == {"n": 2}
