@@ -223,7 +223,6 @@ class FunctionRunner:
 
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer,
                  loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
-        failed: list[KafkaError] = []
         try:
             made = loop.run_until_complete(self._handle_all(messages))
         except _Abandoned as exc:
@@ -231,21 +230,30 @@ class FunctionRunner:
             for tp in _first_offsets(messages):
                 consumer.seek(tp)
             return
-        for outputs in made:
-            for out in outputs:
+        self.handled += len(messages)
+        # The handlers have run (and saved their state): their outputs are sent until Kafka
+        # takes them all. Handling the batch again instead would lose them, as a function's
+        # state already counts those events and takes them for duplicates.
+        pending = [out for outputs in made for out in outputs]
+        attempt = 0
+        while pending:
+            failed: list[Event] = []
+            for out in pending:
                 produce_event(
                     producer, self.catalog, self.settings.kafka_topic_prefix, out,
-                    on_delivery=lambda err, _m: failed.append(err) if err else None,
+                    on_delivery=_remember_failure(failed, out),
                 )  # fmt: skip
-            self.handled += 1
-        producer.flush(60)
-        if failed or len(producer):
-            # Not committed: rewind to the first message of the batch and do it again.
-            log.error("router.outputs_not_delivered", function=self.spec.name, errors=len(failed))
-            for tp in _first_offsets(messages):
-                consumer.seek(tp)
-            time.sleep(1)
-            return
+            while producer.flush(5) and not self.stop_event.is_set():
+                pass
+            if not failed and not len(producer):
+                break
+            attempt += 1
+            log.error("router.outputs_not_delivered", function=self.spec.name,
+                      failed=len(failed), attempt=attempt)  # fmt: skip
+            if self.stop_event.is_set():
+                return  # not committed: the batch comes again after a restart
+            time.sleep(min(30.0, self.backoff_seconds * 2**attempt))
+            pending = failed
         consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
 
 
@@ -257,6 +265,11 @@ def produce_event(
     producer.produce(catalog[event.type].topic(prefix), record.value, record.key,
                      headers=list(record.headers.items()), on_delivery=on_delivery)  # fmt: skip
     producer.poll(0)
+
+
+def _remember_failure(failed: list[Event], out: Event) -> Any:
+    """A delivery callback that adds ``out`` to ``failed`` if Kafka did not take it."""
+    return lambda err, _message: failed.append(out) if err else None
 
 
 def _next_batch(consumer: Consumer, most: int) -> list[Message]:
