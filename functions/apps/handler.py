@@ -10,6 +10,13 @@ The event id of a session is derived from the event that opened it, not from the
 that happened to let it end: a replay that interleaves the two input topics otherwise
 still makes the same ids, so the store keeps each session once.
 
+Each local day of the device is summed up in one ``os.events.app_usage.daily`` event
+(:mod:`functions.apps.daily`), made when the first event of a later local day is
+applied. Its id is a UUID5 of (this function's source, device, date): whichever event
+closes the day, in whatever interleaving, a replay or after the state was lost, a day
+has one id, and the store keeps one summary per device and day (the first made).
+Its ``derived_from`` is the event that closed the day.
+
 Dead-lettered (``PoisonEvent``): a timestamp before 2000 (the device's clock was not
 set) or more than ``LOOM_APPS_MAX_FUTURE_SECONDS`` after Loom received the event; it
 would move the device's timeline and make its real events late. Clamped instead: a
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.apps.daily import DaySummary
 from functions.apps.inputs import APP, SYSTEM, from_micros, to_entry
 from functions.apps.sessions import Limits, Session, Timeline
 from functions.apps.settings import AppsSettings, apps_settings
@@ -44,6 +52,7 @@ from loom.settings import LoomSettings
 __all__ = ["AppsState", "handle", "lifespan"]
 
 ENRICHED = "os.events.app_lifecycle.enriched"
+DAILY = "os.events.app_usage.daily"
 _NAME_LIMIT = 256  # the enriched schema's maxLength of app_identifier and app_name
 
 
@@ -62,7 +71,7 @@ async def lifespan(settings: LoomSettings) -> AsyncIterator[AppsState]:
         yield AppsState(store, config)
 
 
-@function(consumes=[APP, SYSTEM], produces=[ENRICHED], ordered=True, lifespan=lifespan)
+@function(consumes=[APP, SYSTEM], produces=[ENRICHED, DAILY], ordered=True, lifespan=lifespan)
 async def handle(event: Event, ctx: Context) -> list[Event]:
     """App sessions from lifecycle events, without the time the screen was off or locked."""
     store, config = _opened(ctx)
@@ -80,7 +89,8 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
         ctx.log.debug("apps.late", time=event.data["timestamp"], applied_up_to=timeline.done,
                      late=timeline.late)  # fmt: skip
         return []
-    return [_event(session, device, ctx.source) for session in ended]
+    return [_event(out, device, ctx.source) if isinstance(out, Session)
+            else _day(out, device, ctx.source) for out in ended]  # fmt: skip
 
 
 def _opened(ctx: Context) -> tuple[StateStore, AppsSettings]:
@@ -112,3 +122,22 @@ def _event(session: Session, device: str, source: str) -> Event:
         "ended_by": session.ended_by,
     }
     return opener.derive(ENRICHED, data, source=source)
+
+
+def _day(day: DaySummary, device: str, source: str) -> Event:
+    """The day's summary; its id depends on the device and date only (see above)."""
+    data = day.payload()
+    for app in data["apps"]:
+        app["app_identifier"] = app["app_identifier"][:_NAME_LIMIT]
+        app["app_name"] = app["app_name"][:_NAME_LIMIT] or app["app_identifier"]
+    kind, closer_source, closer_id = day.closer
+    end = datetime.fromisoformat(data["timestamp"])
+    anchor = Event(type=DAILY, data=None, id=f"{device}|{day.date}", source=source, time=end,
+                   device_id=device)  # fmt: skip
+    payload: dict[str, Any] = {
+        "schema_version": "1.0",
+        "device_id": device,
+        **data,
+        "derived_from": {"type": kind, "source": closer_source, "id": closer_id},
+    }
+    return anchor.derive(DAILY, payload, source=source)

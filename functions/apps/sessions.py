@@ -26,7 +26,10 @@ Applied in order, the rules are:
   monitor stopped) ends at the last event seen from the device during it, at most
   ``max_session`` after its start (``ended_by: timeout``).
 
-A session is reported once it has ended, if it had foreground time (or crashed).
+A session is reported once it has ended, if it had foreground time (or crashed). Its
+foreground time also goes into the device's usage of each local day it covers
+(:mod:`functions.apps.daily`); a day's summary comes out when the first entry of a later
+local day is applied.
 
 Duplicates (the same event, or the same thing at the same instant under a new id) are
 applied once. The last event of each input keeps the sessions it let out, so that event
@@ -39,6 +42,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any
 
+from functions.apps.daily import DaySummary, Usage
 from functions.apps.inputs import (
     APP,
     APP_ID,
@@ -54,7 +58,7 @@ from functions.apps.inputs import (
     T,
 )
 
-__all__ = ["Limits", "Session", "Timeline"]
+__all__ = ["Limits", "Output", "Session", "Timeline"]
 
 VERSION = 1
 
@@ -85,6 +89,9 @@ class Session:
     opener: tuple[str, str, str]  # (type, source, id) of the event that opened it
 
 
+Output = Session | DaySummary
+
+
 class Timeline:
     """A device's state: read from its state row's JSON, changed by :meth:`add`, and
     written back with :meth:`dump` (never shares a mutable part with what it read)."""
@@ -108,6 +115,7 @@ class Timeline:
         # Per input, its last event and the sessions it let out: that event again (its
         # reply was lost while the other input moved on) gets the same reply again.
         self.replies: dict[str, list[Any]] = dict(state.get("replies", {}))
+        self.usage = Usage(state.get("usage"))
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -115,7 +123,7 @@ class Timeline:
             "screen_on": self.screen_on, "locked": self.locked,
             "active_since": self.active_since, "inactive_since": self.inactive_since,
             "last_end": self.last_end, "resume": self.resume, "open": self.open,
-            "late": self.late, "replies": self.replies,
+            "late": self.late, "replies": self.replies, "usage": self.usage.dump(),
         }  # fmt: skip
 
     @property
@@ -123,13 +131,13 @@ class Timeline:
         return self.screen_on and not self.locked
 
     # ── ordering ────────────────────────────────────────────────────────────
-    def add(self, entry: Entry) -> list[Session] | None:
-        """Take one entry; the sessions it lets end, or None if it was late."""
+    def add(self, entry: Entry) -> list[Output] | None:
+        """Take one entry; the sessions and days it lets end, or None if it was late."""
         t = entry[T]
         stream = "app" if entry[TYPE] == APP else "system"
         last = self.replies.get(stream)
         if last is not None and last[0] == entry[SOURCE] and last[1] == entry[ID]:
-            return [_session(s) for s in last[2]]
+            return [_output(s) for s in last[2]]
         if self.done is not None and t < self.done:
             self.late += 1
             return None
@@ -149,14 +157,14 @@ class Timeline:
                 return True
         return False
 
-    def _release(self) -> list[Session]:
+    def _release(self) -> list[Output]:
         marks = list(self.marks.values())
         watermark = max(marks) - self.limits.reorder
         if len(marks) == 2:
             watermark = max(watermark, min(marks))
         ready = bisect_left(self.buffer, [watermark])
         ready = max(ready, len(self.buffer) - self.limits.max_buffered)
-        ended: list[Session] = []
+        ended: list[Output] = []
         for entry in self.buffer[:ready]:
             ended.extend(self._apply(entry))
         if ready:
@@ -167,11 +175,14 @@ class Timeline:
         return ended
 
     # ── sessions ────────────────────────────────────────────────────────────
-    def _apply(self, entry: Entry) -> list[Session]:
+    def _apply(self, entry: Entry) -> list[Output]:
+        self.usage.begin(entry[T], entry[OFFSET], self.limits.max_session)
         ended = self._app(entry) if entry[KIND] in APP_KINDS else self._system(entry)
         if self.open is not None:  # a sign of life while the session is open
             self.open["seen"] = max(self.open["seen"], entry[T])
-        return [s for s in ended if s is not None]
+        closer = (entry[TYPE], entry[SOURCE], entry[ID])
+        days = self.usage.close(entry[T], closer, self.open, self.limits.max_session)
+        return [*(s for s in ended if s is not None), *days]
 
     def _app(self, entry: Entry) -> list[Session | None]:
         kind, app, name, t = entry[KIND], entry[APP_ID], entry[NAME], entry[T]
@@ -196,6 +207,7 @@ class Timeline:
     def _system(self, entry: Entry) -> list[Session | None]:
         was = self.active
         kind, t = entry[KIND], entry[T]
+        self.usage.system(kind, t)
         if kind in ("screen_on", "screen_off"):
             self.screen_on = kind == "screen_on"
         elif kind in ("lock", "unlock"):
@@ -236,9 +248,12 @@ class Timeline:
         self.last_end = end
         counted = current["counted_from"]
         foreground = max(0, end - counted) if counted is not None else 0
-        return self._session(current["app"], current["name"], start, current["offset"], end,
-                             offset, foreground, current["launches"], ended_by,
-                             current["opener"])  # fmt: skip
+        session = self._session(current["app"], current["name"], start, current["offset"], end,
+                                offset, foreground, current["launches"], ended_by,
+                                current["opener"])  # fmt: skip
+        if session is not None:
+            self.usage.credit_open(current, end)
+        return session
 
     def _missed_foreground(self, entry: Entry) -> Session | None:
         """A background whose foreground never came: it began ``duration`` before."""
@@ -249,9 +264,12 @@ class Timeline:
             return None
         self.last_end = t
         counted_to = t if self.active else (self.inactive_since or start)
-        return self._session(entry[APP_ID], entry[NAME], start, entry[OFFSET], t,
-                             entry[OFFSET], max(0, counted_to - start), 0, "background",
-                             [entry[TYPE], entry[SOURCE], entry[ID]])  # fmt: skip
+        session = self._session(entry[APP_ID], entry[NAME], start, entry[OFFSET], t,
+                                entry[OFFSET], max(0, counted_to - start), 0, "background",
+                                [entry[TYPE], entry[SOURCE], entry[ID]])  # fmt: skip
+        if session is not None:
+            self.usage.session(entry[APP_ID], entry[NAME], start, counted_to, 0)
+        return session
 
     @staticmethod
     def _session(app: str, name: str, start: int, start_offset: int, end: int,
@@ -263,13 +281,17 @@ class Timeline:
                        ended_by, (opener[0], opener[1], opener[2]))  # fmt: skip
 
 
-def _kept(s: Session) -> list[Any]:
+def _kept(s: Output) -> list[Any] | dict[str, Any]:
+    if isinstance(s, DaySummary):
+        return s.kept()
     return [s.app, s.name, s.start, s.start_offset, s.end, s.end_offset, s.foreground,
             s.launches, s.ended_by, list(s.opener)]  # fmt: skip
 
 
-def _session(kept: list[Any]) -> Session:
-    """A session as :meth:`Timeline.dump` kept it (a JSON list)."""
+def _output(kept: list[Any] | dict[str, Any]) -> Output:
+    """A session (a JSON list) or a day (a JSON object) as :meth:`Timeline.dump` kept it."""
+    if isinstance(kept, dict):
+        return DaySummary.from_kept(kept)
     app, name, start, start_offset, end, end_offset, foreground, launches, ended_by, opener = kept
     return Session(app, name, start, start_offset, end, end_offset, foreground, launches,
                    ended_by, (opener[0], opener[1], opener[2]))  # fmt: skip

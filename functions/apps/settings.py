@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, settings_for
 
 __all__ = ["AppsSettings", "apps_settings"]
 
@@ -54,7 +54,4 @@ class AppsSettings(LoomSettings):
 
 def apps_settings(settings: LoomSettings) -> AppsSettings:
     """``settings`` as AppsSettings: its shared values, ``LOOM_APPS_*`` from the env."""
-    if isinstance(settings, AppsSettings):
-        return settings
-    shared = {name: getattr(settings, name) for name in LoomSettings.model_fields}
-    return load_settings(AppsSettings, **shared)
+    return settings_for(AppsSettings, settings)

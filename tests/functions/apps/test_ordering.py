@@ -199,6 +199,9 @@ async def test_any_mix_of_events_makes_sessions_that_add_up() -> None:
         made = await feed(h, [*events, *flush(minute + 10)])
         stored = {s.id: s.data for s in made}  # the store keeps one row per id: what it keeps
         assert all(stored[s.id] == s.data for s in made), "one id, two different sessions"
+        summaries = [d for d in stored.values() if "date" in d]
+        assert len({d["date"] for d in summaries}) == len(summaries), "a day summed twice"
+        stored = {i: s for i, s in stored.items() if "date" not in s}
         spans = sorted(
             (datetime.fromisoformat(s["session_start"]), datetime.fromisoformat(s["session_end"]))
             for s in stored.values()

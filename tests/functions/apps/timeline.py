@@ -15,6 +15,7 @@ from loom.testing import FunctionHarness
 APP = "os.events.app_lifecycle.raw"
 SYSTEM = "os.events.system.raw"
 ENRICHED = "os.events.app_lifecycle.enriched"
+DAILY = "os.events.app_usage.daily"
 DAY = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 CATEGORY = {"screen_on": "screen", "screen_off": "screen", "device_lock": "lock",
             "device_unlock": "lock", "power_connected": "power"}  # fmt: skip
@@ -69,11 +70,20 @@ def flush(minutes: float, device: str = "pixel") -> list[Event]:
     return [system(minutes, "power_connected", device), app(minutes, "terminate", "flush", device)]
 
 
-def summary(sessions: list[Event]) -> list[tuple[str, str, str, float, float, int, str]]:
-    """(app, start, end, duration, foreground, launches, ended_by) of each session."""
+def summary(made: list[Event]) -> list[tuple[str, str, str, float, float, int, str]]:
+    """(app, start, end, duration, foreground, launches, ended_by) of each session made."""
     return [(s.data["app_identifier"], s.data["session_start"], s.data["session_end"],
              s.data["duration_seconds"], s.data["foreground_seconds"],
-             s.data["launch_count"], s.data["ended_by"]) for s in sessions]  # fmt: skip
+             s.data["launch_count"], s.data["ended_by"])
+            for s in sessions(made)]  # fmt: skip
+
+
+def sessions(made: list[Event]) -> list[Event]:
+    return [e for e in made if e.type == ENRICHED]
+
+
+def days(made: list[Event]) -> list[Event]:
+    return [e for e in made if e.type == DAILY]
 
 
 def iso(minutes: float) -> str:
