@@ -27,6 +27,10 @@ class Outcome:
     late: bool = False
 
 
+# A chunk that starts this far inside audio already heard is a resend, not clock jitter.
+RESENT_OVERLAP_MS = 250
+
+
 async def advance(
     state: dict[str, Any],
     chunk: Decoded,
@@ -38,9 +42,11 @@ async def advance(
     """Feed ``chunk`` (heard from ``when`` on) into the device's stream ``state``."""
     segments: list[Segment] = []
     if state:
-        if when < datetime.fromisoformat(state["last_ts"]):
-            return Outcome(state, late=True)
         gap = (when - datetime.fromisoformat(state["next_ts"])) / timedelta(milliseconds=1)
+        if when <= datetime.fromisoformat(state["last_ts"]) or gap < -RESENT_OVERLAP_MS:
+            # older than the last chunk, the last one sent again under a new id, or starting
+            # well inside audio already heard: not fed twice
+            return Outcome(state, late=True)
         same = (state["rate"], state["channels"], state.get("file_id")) == (
             chunk.rate, chunk.channels, file_id)  # fmt: skip
         if not same or gap > config.vad_max_gap_ms:

@@ -4,7 +4,9 @@ Every host (Knative HTTP, the local runner, the test harness) calls :func:`invok
 so the same checks hold everywhere:
 
 - input of a type the function does not consume, or data that breaks its schema,
-  is :class:`PoisonEvent` (4xx, dead letter, never retried);
+  is :class:`PoisonEvent` (4xx, dead letter, never retried); so is, for an ordered
+  function (per-device state), a time more than 10 minutes ahead of when Loom
+  received the event, or before 2000;
 - a handler that raises is :class:`HandlerFailed` (5xx, retried with backoff);
   :class:`Unavailable` (a dependency is down) is retried without limit;
 - output of a type the function did not declare, or that breaks its schema, is
@@ -13,12 +15,15 @@ so the same checks hold everywhere:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loom.catalog import Catalog, describe
 from loom.errors import LoomError
+from loom.events import RECORDED_TIME
 from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
@@ -67,6 +72,8 @@ async def invoke(
             f"{event.type} data breaks its schema at {describe(violations)}",
             [{"pointer": v.pointer, "message": v.message} for v in violations],
         )
+    if spec.ordered:
+        _check_clock(event)
     log = get_logger(f"loom.function.{spec.name}", function=spec.name, event_id=event.id,
                      device_id=event.device_id, type=event.type)  # fmt: skip
     ctx = Context(function=spec.name, settings=settings, log=log, models=models or {},
@@ -88,6 +95,42 @@ async def invoke(
             raise BadOutput(f"function {spec.name!r} made an invalid {out.type}: {describe(bad)}")
     log.debug("function.handled", made=len(made), seconds=time.perf_counter() - started)
     return made
+
+
+# How far ahead of Loom's clock an ordered function takes an event. Further is a device
+# clock gone wrong, and it would do lasting harm: the function's per-device state would
+# then take every real event after it for a late one.
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before this, the device's clock was never set
+
+
+def _check_clock(event: Event) -> None:
+    received = event.extensions.get(RECORDED_TIME)
+    try:
+        reference = datetime.fromisoformat(received) if isinstance(received, str) else None
+    except ValueError:
+        reference = None
+    reference = reference or datetime.now(UTC)
+    # data.timestamp: the device's own time of the reading, which functions go by.
+    stamp = event.data.get("timestamp") if isinstance(event.data, dict) else None
+    moments = []
+    if isinstance(stamp, str):
+        with contextlib.suppress(ValueError):
+            moments.append(("data.timestamp", datetime.fromisoformat(stamp)))
+    for name, moment in moments:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment > reference + MAX_CLOCK_AHEAD:
+            raise PoisonEvent(
+                f"{name} {moment.isoformat()} is {_ahead(moment - reference)} ahead of when "
+                "Loom received it (a device clock gone wrong?)"
+            )
+        if moment < _EARLIEST:
+            raise PoisonEvent(f"{name} {moment.isoformat()} is before 2000: the clock was not set")
+
+
+def _ahead(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
 def _as_list(returned: Event | Iterable[Event] | None) -> list[Event]:

@@ -198,6 +198,7 @@ async def test_the_device_local_offset_is_kept_so_a_local_day_can_be_told() -> N
     start.data["timestamp"] = "2026-11-25T23:50:00+01:00"
     end = app(1, "background", "chrome")
     end.data["timestamp"] = "2026-11-26T00:10:00.250+01:00"
+    start, end = (received(e, datetime(2026, 11, 26, tzinfo=UTC)) for e in (start, end))
     (session,) = sessions(await feed(harness(), [start, end, *flush(24 * 60)]))
     assert session.data["session_start"] == "2026-11-25T23:50:00+01:00"
     assert session.data["session_end"] == "2026-11-26T00:10:00.250000+01:00"

@@ -276,4 +276,5 @@ def test_any_valid_fixes_make_valid_addresses_or_dead_letters(
                 reasons.append(str(exc))
 
     asyncio.run(run())
-    assert all("null island" in reason for reason in reasons), reasons
+    clock = ("ahead of when Loom received it", "before 2000")  # the runtime's own check
+    assert all("null island" in r or any(c in r for c in clock) for r in reasons), reasons

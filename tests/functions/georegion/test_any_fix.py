@@ -32,6 +32,7 @@ def test_any_valid_fixes_make_valid_events_or_dead_letters(batch: list[dict[str,
                 await h.call(event)  # outputs are schema-checked by the harness
             except PoisonEvent as exc:
                 reasons.append(str(exc))
-        assert all("null island" in reason for reason in reasons), reasons
+        clock = ("ahead of when Loom received it", "before 2000")  # the runtime's own check
+        assert all("null island" in r or any(c in r for c in clock) for r in reasons), reasons
 
     asyncio.run(run())

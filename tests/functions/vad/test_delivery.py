@@ -163,3 +163,13 @@ def test_the_test_audio_helpers_write_real_wav(tmp_path: Path) -> None:
     path = tmp_path / "x.wav"
     path.write_bytes(wav_bytes(silence(0.5), 16_000))
     assert path.stat().st_size == 44 + 16_000
+
+
+async def test_the_last_chunk_resent_under_a_new_id_is_not_heard_twice(rig: Rig) -> None:
+    once = await rig.run(chunked(SPEECH, 16_000, 0.5))
+    twice = []
+    for event in chunked(SPEECH, 16_000, 0.5, device="other"):  # each chunk posted twice
+        twice += await rig.call(event)
+        twice += await rig.call(replace(event, id=f"{event.id}-again"))
+    assert [e.data["start_ms"] for e in twice] == [e.data["start_ms"] for e in once]
+    assert [e.data["end_ms"] for e in twice] == [e.data["end_ms"] for e in once]
