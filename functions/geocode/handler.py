@@ -100,7 +100,8 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
     if geocode.online is not None:
         # Asked before the state's transaction, so that no row stays locked (and no pooled
         # connection held) while a slow server answers; the transaction decides again.
-        before = dict(await geocode.store.get(fix.device_id))
+        # (the state before this event, also when it is the last one delivered again)
+        before = dict(await geocode.store.peek(fix.device_id, event.id))
         if accept_fix(before, fix, UNKNOWN_ACCURACY_M) == "accepted" and geocode.due(before, fix):
             online = await geocode.online.reverse(fix.latitude, fix.longitude)
     address = None

@@ -49,6 +49,8 @@ class StateStore(Protocol):
 
     async def get(self, key: str) -> dict[str, Any]: ...
 
+    async def peek(self, key: str, event_id: str) -> dict[str, Any]: ...
+
 
 @dataclass
 class MemoryStateStore:
@@ -70,6 +72,10 @@ class MemoryStateStore:
 
     async def get(self, key: str) -> dict[str, Any]:
         return copy.deepcopy(self.rows.get(key, ({}, {}, ""))[0])
+
+    async def peek(self, key: str, event_id: str) -> dict[str, Any]:
+        state, before, last = self.rows.get(key, ({}, {}, ""))
+        return copy.deepcopy(before if last == event_id else state)
 
 
 @dataclass
@@ -122,6 +128,18 @@ class PostgresStateStore:
             cur = await conn.execute(
                 "SELECT state FROM loom_function_state WHERE function = %s AND key = %s",
                 (self.function, key),
+            )
+            row = await cur.fetchone()
+        return dict(row[0]) if row else {}
+
+    async def peek(self, key: str, event_id: str) -> dict[str, Any]:
+        """The state ``transition(key, event_id)`` would start from, without locking it:
+        for work to do before the transition (a slow call) that must agree with it."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT CASE WHEN last_event = %s THEN previous ELSE state END"
+                " FROM loom_function_state WHERE function = %s AND key = %s",
+                (event_id, self.function, key),
             )
             row = await cur.fetchone()
         return dict(row[0]) if row else {}

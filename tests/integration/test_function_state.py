@@ -68,3 +68,11 @@ async def test_first_transitions_of_one_key_at_once_both_count(states: Any) -> N
 
     await asyncio.gather(slow("from-topic-a"), slow("from-topic-b"))
     assert await states.get("phone-1") == {"n": 2}
+
+
+async def test_peek_sees_what_the_transition_will_start_from(states: Any) -> None:
+    await count(states, "phone-1", "e1")
+    await count(states, "phone-1", "e2")
+    assert await states.peek("phone-1", "e3") == {"n": 2}  # a new event: the state now
+    assert await states.peek("phone-1", "e2") == {"n": 1}  # the last again: before it
+    assert await states.peek("phone-9", "e1") == {}

@@ -125,6 +125,16 @@ async def test_the_last_fix_redelivered_makes_the_same_address_again(make: Make)
     assert await h.call(gps(1, HOME)) == []  # it was not applied twice
 
 
+async def test_a_redelivered_fix_asks_the_server_again_and_gets_the_same_address(
+    make: Make, nominatim: FakeNominatim
+) -> None:
+    h = make(geocode_url=nominatim.url, geocode_online_rate_per_second=0)  # no rate limit
+    (first,) = await h.call(gps(0, HOME))
+    (again,) = await h.call(gps(0, HOME))  # the last event again, as after a crash
+    assert (again.id, again.data) == (first.id, first.data)
+    assert again.data["provider"] == "nominatim"
+
+
 async def test_late_and_older_repeated_fixes_make_nothing(make: Make) -> None:
     h = make()
     await h.call(gps(0, HOME))
