@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
@@ -78,8 +79,7 @@ async def open_vad(
     if states is not None:
         yield Vad(config, states, blobs, batcher, model)
         return
-    # A connection is held while a chunk is in the model: one per delivery in flight.
-    async with open_state_store(settings, "vad", max_connections=8) as store:
+    async with open_state_store(settings, "vad") as store:
         yield Vad(config, store, blobs, batcher, model)
 
 
@@ -91,10 +91,19 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
     device = data["device_id"]
     when = _time(data["timestamp"])
     raw = await _chunk_bytes(data, vad.blobs)
-    chunk = decode(raw, data.get("format", "wav"), data["sample_rate"], data.get("channels", 1))
+    chunk = await asyncio.to_thread(
+        decode, raw, data.get("format", "wav"), data["sample_rate"], data.get("channels", 1)
+    )
+    # The model runs before the state's transaction, so no connection or row lock is held
+    # while it does and concurrent devices share model calls (the batcher); the transaction
+    # then checks the state is still what the model started from.
+    before = await vad.states.peek(device, event.id)
+    outcome = await advance(copy.deepcopy(before), chunk, when, data.get("file_id"),
+                            vad.config, vad.batcher.infer)  # fmt: skip
     async with vad.states.transition(device, event.id) as step:
-        outcome = await advance(step.value, chunk, when, data.get("file_id"), vad.config,
-                                vad.batcher.infer)  # fmt: skip
+        if step.value != before:  # another delivery for this device got in between
+            outcome = await advance(step.value, chunk, when, data.get("file_id"), vad.config,
+                                    vad.batcher.infer)  # fmt: skip
         step.value = outcome.state
     if outcome.late:
         ctx.log.warning("vad.late_chunk", timestamp=data["timestamp"])
@@ -107,7 +116,7 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
 async def _segment_event(
     event: Event, segment: Segment, index: int, device: str, vad: Vad, source: str
 ) -> Event:
-    wav = to_wav(segment.pcm)
+    wav = await asyncio.to_thread(to_wav, segment.pcm)
     start_ms, end_ms = segment.start * 1000 // RATE, segment.end * 1000 // RATE
     data: dict[str, Any] = {
         "schema_version": "1.0",
