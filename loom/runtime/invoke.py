@@ -116,7 +116,7 @@ def _check_clock(event: Event) -> None:
     moments = []
     if isinstance(stamp, str):
         with contextlib.suppress(ValueError):
-            moments.append(("data.timestamp", datetime.fromisoformat(stamp)))
+            moments.append(("data.timestamp", datetime.fromisoformat(stamp.upper())))
     for name, moment in moments:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         if moment > reference + MAX_CLOCK_AHEAD:
