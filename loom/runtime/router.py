@@ -64,6 +64,7 @@ class FunctionRunner:
     handled: int = 0
     dead_lettered: int = 0
     unavailable: int = 0  # attempts that found a dependency down (and were tried again)
+    undelivered: int = 0  # outputs Kafka refused (and that were sent again)
     stop_event: threading.Event = field(default_factory=threading.Event)
     _client: Any = field(default=None, repr=False)
     _state: Any = field(default=None, repr=False)
@@ -248,6 +249,7 @@ class FunctionRunner:
             if not failed and not len(producer):
                 break
             attempt += 1
+            self.undelivered += len(failed)
             log.error("router.outputs_not_delivered", function=self.spec.name,
                       failed=len(failed), attempt=attempt)  # fmt: skip
             if self.stop_event.is_set():

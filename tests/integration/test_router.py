@@ -12,7 +12,9 @@ from confluent_kafka import Producer
 from loom.catalog import Catalog
 from loom.events import to_kafka
 from loom.kafka import create_topics, producer_config
+from loom.runtime.context import Context
 from loom.runtime.event import Event
+from loom.runtime.registry import Registry, function
 from loom.runtime.router import DEAD_LETTER_TYPE, FunctionRunner
 from loom.services import LocalServices
 from loom.settings import LoomSettings
@@ -157,3 +159,36 @@ def test_router_delivers_over_http_to_a_served_function(
         thread.join(30)
         server.should_exit = True
         serving.join(10)
+
+
+def test_outputs_kafka_refuses_are_sent_again_without_handling_the_events_again(
+    services: LocalServices, catalog: Catalog
+) -> None:
+    settings = services.settings(kafka_topic_prefix=f"rr{uuid.uuid4().hex[:8]}")
+    raw, enriched = (catalog[t] for t in ("device.state.power.raw", "device.state.power.enriched"))
+    create_topics(catalog, settings, [raw, catalog[DEAD_LETTER_TYPE]])  # no output topic yet
+    producer = Producer(producer_config(settings))
+    produce(producer, raw.topic(settings.kafka_topic_prefix), [power(40), power(55)])
+    assert producer.flush(30) == 0
+    calls: list[str] = []
+
+    @function(consumes=[raw.type], produces=[enriched.type], name="counting-echo",
+              registry=Registry())  # fmt: skip
+    async def counting_echo(event: Event, ctx: Context) -> Event:
+        calls.append(event.id)
+        return await power_echo(event, ctx)
+
+    runner = FunctionRunner(counting_echo.spec, catalog, settings, backoff_seconds=0.5)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        # The output topic does not exist: Kafka refuses the outputs (after its metadata
+        # wait), and the runner keeps them and sends them again.
+        wait_for("a refused delivery", lambda: runner.undelivered > 0, timeout=90)
+        create_topics(catalog, settings, [enriched])
+        out = enriched.topic(settings.kafka_topic_prefix)
+        wait_for("the outputs", lambda: len(consume_all(settings, out)) == 2, timeout=90)
+    finally:
+        runner.stop_event.set()
+        thread.join(60)
+    assert len(calls) == 2  # each event handled once, however often its output was sent
