@@ -33,48 +33,32 @@ stored as they are; daily totals compare with them in a query.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.apps.daily import DaySummary
 from functions.apps.inputs import APP, SYSTEM, from_micros, to_entry
 from functions.apps.sessions import Limits, Session, Timeline
-from functions.apps.settings import AppsSettings, apps_settings
+from functions.apps.settings import AppsSettings
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.registry import function
-from loom.runtime.state import StateStore, open_state_store
-from loom.settings import LoomSettings
+from loom.runtime.state import stateful, stateful_parts
 
-__all__ = ["AppsState", "handle", "lifespan"]
+__all__ = ["handle", "lifespan"]
 
 ENRICHED = "os.events.app_lifecycle.enriched"
 DAILY = "os.events.app_usage.daily"
 _NAME_LIMIT = 256  # the enriched schema's maxLength of app_identifier and app_name
 
 
-@dataclass(frozen=True)
-class AppsState:
-    """What the lifespan opens: the per-device state store and the function's settings."""
-
-    store: StateStore
-    settings: AppsSettings
-
-
-@asynccontextmanager
-async def lifespan(settings: LoomSettings) -> AsyncIterator[AppsState]:
-    config = apps_settings(settings)
-    async with open_state_store(config, "apps") as store:
-        yield AppsState(store, config)
+lifespan = stateful("apps", AppsSettings)
 
 
 @function(consumes=[APP, SYSTEM], produces=[ENRICHED, DAILY], ordered=True, lifespan=lifespan)
 async def handle(event: Event, ctx: Context) -> list[Event]:
     """App sessions from lifecycle events, without the time the screen was off or locked."""
-    store, config = _opened(ctx)
+    store, config = stateful_parts(ctx, AppsSettings)
     entry = to_entry(event, config.apps_max_future_seconds, config.apps_max_session_seconds)
     device = str(event.data["device_id"])
     limits = Limits(reorder=int(config.apps_reorder_seconds * 1_000_000),
@@ -91,15 +75,6 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
         return []
     return [_event(out, device, ctx.source) if isinstance(out, Session)
             else _day(out, device, ctx.source) for out in ended]  # fmt: skip
-
-
-def _opened(ctx: Context) -> tuple[StateStore, AppsSettings]:
-    """The store and settings: from the lifespan, or a store given as is (tests, bench)."""
-    if isinstance(ctx.state, AppsState):
-        return ctx.state.store, ctx.state.settings
-    if ctx.state is None:
-        raise RuntimeError("the apps function runs with its lifespan (its state store)")
-    return ctx.state, apps_settings(ctx.settings)
 
 
 def _event(session: Session, device: str, source: str) -> Event:

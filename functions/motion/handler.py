@@ -22,25 +22,21 @@ make (an axis that is not a finite number, ``|a|`` over 1000 m/s², a timestamp 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.motion.classify import MOVING, classify
 from functions.motion.features import Features, features
-from functions.motion.settings import MotionSettings, motion_settings
+from functions.motion.settings import MotionSettings
 from functions.motion.window import Grid, Window, advance, quantize
 from loom.catalog import default_catalog
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent
 from loom.runtime.registry import function
-from loom.runtime.state import StateStore, open_state_store
-from loom.settings import LoomSettings
+from loom.runtime.state import stateful, stateful_parts
 
-__all__ = ["MAX_MAGNITUDE", "MotionResources", "handle", "lifespan"]
+__all__ = ["MAX_MAGNITUDE", "handle", "lifespan"]
 
 RAW = "device.sensor.accelerometer.raw"
 WINDOWED = "device.sensor.accelerometer.windowed"
@@ -53,19 +49,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _VERSIONS = {t: default_catalog()[t].schema_version for t in (WINDOWED, ACTIVITY, SIGNIFICANT)}
 
 
-@dataclass(frozen=True)
-class MotionResources:
-    """What the lifespan opens: the state store and the motion settings read once."""
-
-    store: StateStore
-    settings: MotionSettings
-
-
-@asynccontextmanager
-async def lifespan(settings: LoomSettings) -> AsyncIterator[MotionResources]:
-    config = motion_settings(settings)
-    async with open_state_store(config, "motion") as store:
-        yield MotionResources(store, config)
+lifespan = stateful("motion", MotionSettings)
 
 
 @function(
@@ -76,7 +60,7 @@ async def lifespan(settings: LoomSettings) -> AsyncIterator[MotionResources]:
 )
 async def handle(event: Event, ctx: Context) -> list[Event]:
     """Windows accelerometer samples per device into features, activities and motion events."""
-    store, config = _resources(ctx)
+    store, config = stateful_parts(ctx, MotionSettings)
     data = event.data
     t_ms, xyz = _reading(data)
     grid = Grid(
@@ -99,15 +83,6 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
             made.extend(outputs)
         step.value = state
     return made
-
-
-def _resources(ctx: Context) -> tuple[StateStore, MotionSettings]:
-    """The lifespan's store and settings; or a bare store given to a test harness."""
-    if isinstance(ctx.state, MotionResources):
-        return ctx.state.store, ctx.state.settings
-    if ctx.state is None:
-        raise RuntimeError("motion keeps its windows in a state store, and none was opened")
-    return ctx.state, motion_settings(ctx.settings)
 
 
 def _reading(data: dict[str, Any]) -> tuple[int, tuple[int, int, int]]:

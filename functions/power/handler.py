@@ -8,41 +8,33 @@ event. What a device's readings add up to is kept per device in the function's s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from functions.power.reading import read
-from functions.power.settings import power_settings
+from functions.power.settings import PowerSettings
 from functions.power.tracker import advance, estimates
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.registry import function
-from loom.runtime.state import StateStore, open_state_store
-from loom.settings import LoomSettings
+from loom.runtime.state import stateful, stateful_parts
 
 RAW = "device.state.power.raw"
 ENRICHED = "device.state.power.enriched"
 PATTERNS = "device.state.power.patterns"
 
 
-@asynccontextmanager
-async def power_state(settings: LoomSettings) -> AsyncIterator[StateStore]:
-    """Checks the ``LOOM_POWER_*`` settings at start, then opens the per-device state."""
-    power_settings(settings)
-    async with open_state_store(settings, "power") as store:
-        yield store
+power_state = stateful("power", PowerSettings)  # checks LOOM_POWER_* at start, opens state
 
 
 @function(consumes=[RAW], produces=[ENRICHED, PATTERNS], ordered=True, lifespan=power_state)
 async def handle(event: Event, ctx: Context) -> list[Event]:
     """Charge rate, time to empty or full, charging sessions and daily battery summaries."""
-    config = power_settings(ctx.settings)
+    store, config = stateful_parts(ctx, PowerSettings)
     data: dict[str, Any] = event.data
     reading = read(data, now=datetime.now(UTC),
                    future_tolerance_seconds=config.power_future_tolerance_seconds)  # fmt: skip
-    async with ctx.state.transition(reading.device_id, event.id) as step:
+    async with store.transition(reading.device_id, event.id) as step:
         outcome = advance(step.value, reading, config)
         step.value = outcome.state
     to_empty, to_full = estimates(reading.level, reading.charging, outcome.rate, config)

@@ -22,16 +22,31 @@ import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from loom.runtime.invoke import Unavailable
-from loom.settings import LoomSettings
+from loom.settings import LoomSettings, settings_for
 
-__all__ = ["MemoryStateStore", "PostgresStateStore", "StateStore", "Transition", "open_state_store"]
+if TYPE_CHECKING:
+    from loom.runtime.context import Context
+    from loom.runtime.registry import Lifespan
+
+S = TypeVar("S", bound=LoomSettings)
+
+__all__ = [
+    "MemoryStateStore",
+    "PostgresStateStore",
+    "StateStore",
+    "Stateful",
+    "Transition",
+    "open_state_store",
+    "stateful",
+    "stateful_parts",
+]
 
 
 @dataclass
@@ -164,3 +179,35 @@ async def open_state_store(
         yield PostgresStateStore(pool, function)
     finally:
         await pool.close()
+
+
+@dataclass(frozen=True)
+class Stateful(Generic[S]):
+    """What a stateful function's lifespan opens: its state store and its own settings."""
+
+    store: StateStore
+    settings: S
+
+
+def stateful(name: str, settings_cls: type[S]) -> Lifespan:
+    """The lifespan of a function that keeps per-device state: reads (and so checks) its
+    settings at start, opens its state store in PostgreSQL, yields both as ``ctx.state``."""
+
+    @asynccontextmanager
+    async def lifespan(settings: LoomSettings) -> AsyncIterator[Stateful[S]]:
+        config = settings_for(settings_cls, settings)
+        async with open_state_store(config, name) as store:
+            yield Stateful(store, config)
+
+    return lifespan
+
+
+def stateful_parts(ctx: Context, settings_cls: type[S]) -> tuple[StateStore, S]:
+    """``ctx.state`` of a :func:`stateful` function as (store, settings); a bare store (a
+    test harness's ``state=``) comes with the settings read from ``ctx.settings``."""
+    state = ctx.state
+    if isinstance(state, Stateful):
+        return state.store, state.settings
+    if state is None:
+        raise RuntimeError(f"{ctx.function} keeps per-device state, and no store was opened")
+    return state, settings_for(settings_cls, ctx.settings)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from functions.apps.handler import AppsState, lifespan
+from functions.apps.handler import lifespan
 from functions.apps.settings import AppsSettings, apps_settings
 from loom.errors import ConfigError
-from loom.runtime.state import PostgresStateStore
+from loom.runtime.state import PostgresStateStore, Stateful
 from loom.settings import LoomSettings
 
 
@@ -34,7 +34,7 @@ async def test_the_lifespan_opens_the_state_store_with_the_settings(
     monkeypatch.setenv("LOOM_APPS_REORDER_SECONDS", "60")
     shared = LoomSettings(database_url="postgresql://loom@127.0.0.1:1/none")
     async with lifespan(shared) as opened:  # connects lazily: no database needed to open
-        assert isinstance(opened, AppsState)
+        assert isinstance(opened, Stateful)
         assert isinstance(opened.store, PostgresStateStore)
         assert opened.store.function == "apps"
         assert opened.settings.apps_reorder_seconds == 60
