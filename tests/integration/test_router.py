@@ -6,6 +6,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -16,7 +18,7 @@ from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.registry import Registry, function
 from loom.runtime.router import DEAD_LETTER_TYPE, FunctionRunner
-from loom.services import LocalServices
+from loom.services import KafkaServer, LocalServices
 from loom.settings import LoomSettings
 from tests.integration.ingest_helpers import consume_all, data_of
 from tests.loom.runtime.sample import power_echo
@@ -162,33 +164,45 @@ def test_router_delivers_over_http_to_a_served_function(
 
 
 def test_outputs_kafka_refuses_are_sent_again_without_handling_the_events_again(
-    services: LocalServices, catalog: Catalog
+    services: LocalServices, catalog: Catalog, tmp_path: Path
 ) -> None:
-    settings = services.settings(kafka_topic_prefix=f"rr{uuid.uuid4().hex[:8]}")
-    raw, enriched = (catalog[t] for t in ("device.state.power.raw", "device.state.power.enriched"))
-    create_topics(catalog, settings, [raw, catalog[DEAD_LETTER_TYPE]])  # no output topic yet
-    producer = Producer(producer_config(settings))
-    produce(producer, raw.topic(settings.kafka_topic_prefix), [power(40), power(55)])
-    assert producer.flush(30) == 0
-    calls: list[str] = []
-
-    @function(consumes=[raw.type], produces=[enriched.type], name="counting-echo",
-              registry=Registry())  # fmt: skip
-    async def counting_echo(event: Event, ctx: Context) -> Event:
-        calls.append(event.id)
-        return await power_echo(event, ctx)
-
-    runner = FunctionRunner(counting_echo.spec, catalog, settings, backoff_seconds=0.5)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
+    kafka = KafkaServer(tmp_path / "kafka").start()  # a broker of its own, to take down
     try:
-        # The output topic does not exist: Kafka refuses the outputs (after its metadata
-        # wait), and the runner keeps them and sends them again.
-        wait_for("a refused delivery", lambda: runner.undelivered > 0, timeout=90)
-        create_topics(catalog, settings, [enriched])
-        out = enriched.topic(settings.kafka_topic_prefix)
-        wait_for("the outputs", lambda: len(consume_all(settings, out)) == 2, timeout=90)
+        settings = services.settings(kafka_bootstrap_servers=kafka.bootstrap_servers)
+        raw, enriched = (catalog[t] for t in ("device.state.power.raw",
+                                              "device.state.power.enriched"))  # fmt: skip
+        create_topics(catalog, settings, [raw, enriched, catalog[DEAD_LETTER_TYPE]])
+        producer = Producer(producer_config(settings))
+        produce(producer, raw.topic(), [power(40), power(55)])
+        assert producer.flush(30) == 0
+        calls: list[str] = []
+
+        @function(consumes=[raw.type], produces=[enriched.type], name="counting-echo",
+                  registry=Registry())  # fmt: skip
+        async def counting_echo(event: Event, ctx: Context) -> Event:
+            if not calls:
+                kafka.kill()  # the outputs of this batch cannot be delivered now
+            calls.append(event.id)
+            return await power_echo(event, ctx)
+
+        runner = FunctionRunner(counting_echo.spec, catalog, settings, backoff_seconds=0.5)
+        thread = threading.Thread(target=runner.run, daemon=True)
+        thread.start()
+        try:
+            # Kafka refuses the outputs once they time out; the runner keeps them.
+            wait_for("a refused delivery", lambda: runner.undelivered > 0, timeout=120)
+            kafka.start()
+            ids: set[Any] = set()
+
+            def arrived() -> bool:
+                found = consume_all(settings, enriched.topic())
+                ids.update(dict(m.headers())["ce_id"] for m in found)
+                return len(ids) == 2
+
+            wait_for("both outputs", arrived, timeout=180)
+        finally:
+            runner.stop_event.set()
+            thread.join(60)
+        assert len(calls) == 2  # each event handled once, however often its output was sent
     finally:
-        runner.stop_event.set()
-        thread.join(60)
-    assert len(calls) == 2  # each event handled once, however often its output was sent
+        kafka.stop()
