@@ -47,6 +47,7 @@ answer means Kafka has the event. Errors are RFC 9457 `application/problem+json`
 def create_app(settings: IngestSettings | None = None, catalog: Catalog | None = None) -> FastAPI:
     settings = settings or load_settings(IngestSettings)
     catalog = catalog or default_catalog()
+    read_timeout_ms = round(settings.ingest_read_timeout_seconds * 1000)
     state = IngestState(
         settings=settings,
         catalog=catalog,
@@ -67,6 +68,18 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
             # a connection that broke while idle (PostgreSQL restarted) is replaced, not used
             check=AsyncConnectionPool.check_connection,
             kwargs={"connect_timeout": 3},
+        ),
+        read_pool=AsyncConnectionPool(
+            settings.database_url,
+            min_size=0,
+            max_size=settings.ingest_read_connections,
+            timeout=5.0,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={
+                "connect_timeout": 3,
+                "options": f"-c statement_timeout={read_timeout_ms}",
+            },
         ),
     )
 

@@ -124,8 +124,15 @@ def _problems() -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def _connection(state: IngestState) -> AsyncIterator[AsyncConnection[Any]]:
     try:
-        async with state.pool.connection() as conn:
+        async with state.read_pool.connection() as conn:
             yield conn
+    except psycopg.errors.QueryCanceled as exc:
+        limit = state.settings.ingest_read_timeout_seconds
+        raise ServiceUnavailable(
+            f"the query ran longer than {limit:g} s (LOOM_INGEST_READ_TIMEOUT_SECONDS): "
+            "narrow it with from, to or device_id",
+            retry_after=state.settings.ingest_retry_after_seconds,
+        ) from exc
     except (PoolTimeout, psycopg.OperationalError) as exc:
         log.warning("ingest.store_unavailable", error=str(exc))
         raise ServiceUnavailable(

@@ -37,6 +37,16 @@ class IngestSettings(LoomSettings):
         ge=0,
         description="Events per second one device may send (burst: 2 s worth); 0 = unlimited.",
     )
+    ingest_read_connections: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Connections for reading stored data (GET /events, exports, activity), "
+        "apart from those that take events, so reads never starve ingestion.",
+    )
+    ingest_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a query reading stored data may run."
+    )
     ingest_token_cache_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -37,6 +37,7 @@ class IngestState:
     catalog: Catalog
     producer: AsyncProducer
     pool: AsyncConnectionPool
+    read_pool: AsyncConnectionPool  # reads of stored data: apart, with a statement timeout
     metrics: IngestMetrics = field(default_factory=IngestMetrics)
     database_status: str = "migrations not applied yet"
     _migrator: asyncio.Task[None] | None = None
@@ -57,6 +58,7 @@ class IngestState:
         await asyncio.to_thread(self.catalog.warm)
         self.producer.start()
         await self.pool.open(wait=False)
+        await self.read_pool.open(wait=False)
         self._migrator = asyncio.create_task(self._migrate_until_done(), name="migrate")
         self.activity.start()
 
@@ -69,6 +71,7 @@ class IngestState:
         left = await asyncio.to_thread(self.producer.close, 10.0)
         if left:
             log.error("ingest.undelivered_at_shutdown", count=left)
+        await self.read_pool.close()
         await self.pool.close()
 
     async def _migrate_until_done(self) -> None:

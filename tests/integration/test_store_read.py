@@ -391,3 +391,15 @@ def test_delete_over_http_reports_rows_per_table(
     assert stored_ids(url, kept) == {HR: ["hr-0", "hr-1"]}
     again = client.delete(f"/admin/devices/{gone}/data", headers=auth(admin))
     assert again.json() == {"device_id": gone, "deleted": {}, "total": 0}
+
+
+def test_a_read_that_runs_too_long_is_stopped_with_a_reason(
+    ingest_settings: IngestSettings, admin: str
+) -> None:
+    from functions.ingest import create_app
+
+    hasty = ingest_settings.model_copy(update={"ingest_read_timeout_seconds": 0.001})
+    with TestClient(create_app(hasty)) as quick:
+        answer = quick.get("/events/device.sensor.gps.raw", headers=auth(admin))
+    assert answer.status_code == 503
+    assert "LOOM_INGEST_READ_TIMEOUT_SECONDS" in answer.json()["detail"]
