@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -12,8 +11,6 @@ __all__ = ["AppsSettings", "apps_settings"]
 
 class AppsSettings(LoomSettings):
     """How app sessions are built from one device's lifecycle and screen events."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     apps_reorder_seconds: float = Field(
         default=3600.0,

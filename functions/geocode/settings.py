@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -14,8 +13,6 @@ __all__ = ["GeocodeSettings", "geocode_settings"]
 
 class GeocodeSettings(LoomSettings):
     """Where addresses come from, and how often a device gets one."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     geocode_url: str | None = Field(
         default=None,

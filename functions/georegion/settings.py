@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -12,8 +11,6 @@ __all__ = ["GeoregionSettings", "georegion_settings"]
 
 class GeoregionSettings(LoomSettings):
     """When a device counts as inside a saved region, and how long before that is said."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     georegion_dwell_seconds: float = Field(
         default=60.0,

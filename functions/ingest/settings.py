@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings
 
@@ -12,8 +11,6 @@ __all__ = ["IngestSettings"]
 
 class IngestSettings(LoomSettings):
     """The front door: limits, delivery timeout, auth and rate limits."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     ingest_max_batch_events: int = Field(
         default=1000, ge=1, le=100_000, description="Most events in one batched request."

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -14,8 +13,6 @@ __all__ = ["MotionSettings", "motion_settings"]
 
 class MotionSettings(LoomSettings):
     """Sliding windows over one device's accelerometer samples, and what counts as an impact."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     motion_window_seconds: float = Field(
         default=5.0, ge=1.0, le=60.0, description="Length of one window of samples, seconds."

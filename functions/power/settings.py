@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -12,8 +11,6 @@ __all__ = ["PowerSettings", "power_settings"]
 
 class PowerSettings(LoomSettings):
     """How charge rates are smoothed and how charging sessions are told apart."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     power_rate_window_seconds: float = Field(
         default=1800.0,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from loom.settings import LoomSettings, settings_for
 
@@ -15,8 +14,6 @@ __all__ = ["VadSettings", "vad_settings"]
 class VadSettings(LoomSettings):
     """Which Silero VAD runs, and how its per-frame speech probabilities become segments
     (the same knobs as silero's ``get_speech_timestamps``)."""
-
-    model_config = SettingsConfigDict(env_prefix="LOOM_", frozen=True, extra="ignore")
 
     vad_backend: Literal["onnx", "numpy", "torch"] = Field(
         default="onnx",
