@@ -79,12 +79,8 @@ async def open_geocode(settings: LoomSettings) -> AsyncIterator[Geocode]:
     log.info("geocode.places_loaded", places=len(offline),
              seconds=round(time.perf_counter() - started, 3))  # fmt: skip
     async with AsyncExitStack() as stack:
-        online = None
-        if config.geocode_url:
-            online = Nominatim(config.geocode_url, timeout=config.geocode_timeout_seconds,
-                               user_agent=config.geocode_user_agent,
-                               language=config.geocode_language,
-                               rate_per_second=config.geocode_online_rate_per_second)  # fmt: skip
+        online = Nominatim.from_settings(config)
+        if online is not None:
             stack.push_async_callback(online.aclose)
         store = await stack.enter_async_context(open_state_store(config, "geocode"))
         yield Geocode(config, store, offline, online)

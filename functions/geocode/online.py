@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from functions.geocode.offline import Address
+from functions.geocode.settings import GeocodeSettings
 from functions.georegion.geometry import distance_m
 from loom.logging import get_logger
 
@@ -44,6 +45,15 @@ class Nominatim:
         self._language = language
         self._spacing = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
         self._next = 0.0
+
+    @classmethod
+    def from_settings(cls, config: GeocodeSettings) -> Nominatim | None:
+        """The client LOOM_GEOCODE_URL and its settings name; None when it is unset."""
+        if not config.geocode_url:
+            return None
+        return cls(config.geocode_url, timeout=config.geocode_timeout_seconds,
+                   user_agent=config.geocode_user_agent, language=config.geocode_language,
+                   rate_per_second=config.geocode_online_rate_per_second)  # fmt: skip
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -41,12 +41,8 @@ async def make(places: OfflineGeocoder) -> AsyncIterator[Make]:
 
     def build(**settings: Any) -> FunctionHarness:
         config = GeocodeSettings(**settings)
-        online = None
-        if config.geocode_url:
-            online = Nominatim(config.geocode_url, timeout=config.geocode_timeout_seconds,
-                               user_agent=config.geocode_user_agent,
-                               language=config.geocode_language,
-                               rate_per_second=config.geocode_online_rate_per_second)  # fmt: skip
+        online = Nominatim.from_settings(config)
+        if online is not None:
             clients.append(online)
         state = Geocode(config, MemoryStateStore(), places, online)
         return FunctionHarness(handle, state=state, settings=config)
