@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -152,3 +152,11 @@ def post_batch(client: TestClient, token: str, events: Any, path: str = "/") -> 
             "content-type": "application/cloudevents-batch+json",
         },
     )
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)

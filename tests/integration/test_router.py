@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from loom.runtime.registry import Registry, function
 from loom.runtime.router import DEAD_LETTER_TYPE, FunctionRunner
 from loom.services import KafkaServer, LocalServices
 from loom.settings import LoomSettings
-from tests.integration.ingest_helpers import consume_all, data_of
+from tests.integration.ingest_helpers import consume_all, data_of, wait_for
 from tests.loom.runtime.sample import power_echo
 
 TYPES = [
@@ -57,13 +56,6 @@ def produce(producer: Producer, topic: str, events: list[Event]) -> None:
     for event in events:
         record = to_kafka(event.to_cloudevent())
         producer.produce(topic, record.value, record.key, headers=list(record.headers.items()))
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_router_delivers_retries_dead_letters_and_commits(

@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,10 @@ from loom.runtime.event import Event
 from loom.runtime.router import FunctionRunner
 from loom.services import LocalServices
 from loom.store.settings import StoreSettings
-from tests.integration.ingest_helpers import consume_all, data_of
+from tests.integration.ingest_helpers import consume_all, data_of, wait_for
 from tests.integration.store_helpers import count, fresh_database, gps, heartrate, store_settings
 
 TYPES = ["device.sensor.gps.raw", "device.health.heartrate.raw", DEAD_LETTER_TYPE]
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def kafka_setup(
@@ -76,7 +68,7 @@ def test_the_runner_stores_kafka_events_once_and_dead_letters_poison(
     try:
         # every event, the poison, the redeliveries, and the dead letter itself (a stored
         # type, which the database refuses too: it stays in its topic, not dead-lettered again)
-        wait_for("every delivery", lambda: runner.handled == len(events) + 1 + 50 + 1)
+        wait_for("every delivery", lambda: runner.handled == len(events) + 1 + 50 + 1, timeout=90)
     finally:
         runner.stop_event.set()
         thread.join(60)
@@ -118,7 +110,7 @@ def test_every_event_delivered_is_stored_once_across_a_postgres_crash(
     loader = threading.Thread(target=trickle, daemon=True)
     loader.start()
     try:
-        wait_for("the first rows", lambda: count(url, "device_sensor_gps_raw") > 200)
+        wait_for("the first rows", lambda: count(url, "device_sensor_gps_raw") > 200, timeout=90)
         stored_before_the_crash = count(url, "device_sensor_gps_raw")
         services.postgres.kill()  # SIGQUIT: a crash, WAL replay on the next start
         time.sleep(11)  # longer than the store waits for a connection (10 s): writes fail
@@ -226,7 +218,11 @@ def test_an_event_posted_to_ingest_is_stored_with_when_it_was_received(
     thread = run_store(runner)
     where = f"id = '{headers['ce-id']}'"
     try:
-        wait_for("the row", lambda: count(settings.database_url, "device_sensor_gps_raw", where))
+        wait_for(
+            "the row",
+            lambda: count(settings.database_url, "device_sensor_gps_raw", where),
+            timeout=90,
+        )
     finally:
         runner.stop_event.set()
         thread.join(60)
