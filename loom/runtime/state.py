@@ -18,12 +18,12 @@ an event older than what the state has seen is late).
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -78,19 +78,25 @@ class MemoryStateStore:
     @asynccontextmanager
     async def transition(self, key: str, event_id: str) -> AsyncIterator[Transition]:
         async with self._locks.setdefault(key, asyncio.Lock()):  # one change at a time
-            state, before, last = copy.deepcopy(self.rows.get(key, ({}, {}, "")))
+            state, before, last = self.rows.get(key, ({}, {}, ""))
             repeated = last == event_id
-            step = Transition(key, event_id, before if repeated else state, repeated)
+            step = Transition(key, event_id, _copy(before if repeated else state), repeated)
             yield step
-            kept = before if repeated else copy.deepcopy(self.rows.get(key, ({}, {}, ""))[0])
-            self.rows[key] = (copy.deepcopy(step.value), kept, event_id)
+            # The rows are never handed out (only copies), so they are kept as they are.
+            self.rows[key] = (_copy(step.value), before if repeated else state, event_id)
 
     async def get(self, key: str) -> dict[str, Any]:
-        return copy.deepcopy(self.rows.get(key, ({}, {}, ""))[0])
+        return _copy(self.rows.get(key, ({}, {}, ""))[0])
 
     async def peek(self, key: str, event_id: str) -> dict[str, Any]:
         state, before, last = self.rows.get(key, ({}, {}, ""))
-        return copy.deepcopy(before if last == event_id else state)
+        return _copy(before if last == event_id else state)
+
+
+def _copy(value: dict[str, Any]) -> dict[str, Any]:
+    """A copy as a jsonb round trip makes it (and as cheaply as one can be had)."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    return copied
 
 
 @dataclass
