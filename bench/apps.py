@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.database import migrated_database
 from functions.apps.handler import handle
 from functions.apps.settings import AppsSettings
 from loom.events import RECORDED_TIME
@@ -228,10 +229,4 @@ async def _measure(database_url: str | None) -> list[dict[str, Any]]:
 
 
 def run(services: LocalServices | None = None) -> list[dict[str, Any]]:
-    url = None
-    if services is not None:
-        from loom.db import migrate
-
-        url = services.settings().database_url
-        migrate(url)
-    return asyncio.run(_measure(url))
+    return asyncio.run(_measure(migrated_database(services)))

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from functions.motion.handler import MotionResources, handle
+from bench.database import migrated_database
+from functions.motion.handler import handle
 from functions.motion.settings import MotionSettings
 from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
-from loom.runtime.state import MemoryStateStore
+from loom.runtime.state import MemoryStateStore, Stateful
 from loom.services import LocalServices
 from loom.testing import FunctionHarness
 from tests.functions.motion.feed import events
@@ -53,7 +54,7 @@ async def _through_harness(harness: FunctionHarness, sent: list[Event]) -> dict[
 
 
 async def _handler_alone(config: MotionSettings, sent: list[Event]) -> float:
-    resources = MotionResources(MemoryStateStore(), config)
+    resources = Stateful(MemoryStateStore(), config)
     log = get_logger("bench.motion")
     cpu = time.process_time()
     for event in sent:
@@ -148,10 +149,4 @@ async def _measure(database_url: str | None) -> list[dict[str, Any]]:
 
 
 def run(services: LocalServices | None = None) -> list[dict[str, Any]]:
-    url = None
-    if services is not None:
-        from loom.db import migrate
-
-        url = services.settings().database_url
-        migrate(url)
-    return asyncio.run(_measure(url))
+    return asyncio.run(_measure(migrated_database(services)))
