@@ -62,6 +62,7 @@ def run_dev(
 
     from loom.db import migrate
     from loom.kafka import create_topics
+    from loom.runtime.fetch_host import fetch_periodically
     from loom.runtime.registry import discover
     from loom.runtime.router import Router
     from loom.services import KafkaServer, LocalServices, PostgresServer
@@ -107,11 +108,16 @@ def run_dev(
             console.print(f"  admin token: {token}   ({note} {data_dir / 'admin-token'})",
                           highlight=False)  # fmt: skip
         console.print(f"  `source {data_dir / 'env'}` points other shells here.  Ctrl-C stops.")
-        router = Router(discover(), catalog, settings, urls=urls or {}).start()
+        registry = discover()
+        router = Router(registry, catalog, settings, urls=urls or {}).start()
         stop_maintenance = threading.Event()
         maintain_periodically(settings, catalog, stop_maintenance)
+        fetching = fetch_periodically(registry, settings, catalog, stop_maintenance)
         names = ", ".join(r.spec.name for r in router.runners) or "none registered yet"
         console.print(f"  functions:   {names}", highlight=False)
+        fetchers = ", ".join(sorted(registry.fetchers)) or "none"
+        note = "running" if fetching else "no accounts configured (LOOM_<NAME>_ACCOUNTS)"
+        console.print(f"  fetchers:    {fetchers} ({note})", highlight=False)
         config = uvicorn_config(SERVICES["ingest"], host=settings.host, port=settings.port,
                                 log_level="warning")  # fmt: skip
         try:

@@ -24,7 +24,14 @@ from loom.runtime.invoke import invoke
 from loom.runtime.registry import FunctionSpec, Registry
 from loom.settings import LoomSettings
 
-__all__ = ["DeadLetter", "FunctionHarness", "InMemoryBroker", "assert_emitted", "example_event"]
+__all__ = [
+    "DeadLetter",
+    "FetcherHarness",
+    "FunctionHarness",
+    "InMemoryBroker",
+    "assert_emitted",
+    "example_event",
+]
 
 
 def example_event(
@@ -169,3 +176,41 @@ class InMemoryBroker:
                 for out in made:
                     self.publish(out)
         return steps
+
+
+class FetcherHarness:
+    """Runs one fetcher as ``loom fetch`` does (same cursors, back-off and checks), with
+    the events kept in ``events`` instead of sent to Kafka and the cursors in memory
+    (or in ``cursors=``). Set ``sink_error`` to make the "Kafka" refuse the next batch."""
+
+    def __init__(
+        self,
+        fetch: Any,
+        *,
+        settings: LoomSettings | None = None,
+        catalog: Catalog | None = None,
+        cursors: Any = None,
+    ) -> None:
+        from loom.runtime.cursors import MemoryCursorStore
+        from loom.runtime.fetcher import FetcherSpec
+
+        self.spec: FetcherSpec = fetch if isinstance(fetch, FetcherSpec) else fetch.spec
+        self.settings = settings or LoomSettings()
+        self.catalog = catalog or default_catalog()
+        self.cursors = cursors or MemoryCursorStore()
+        self.events: list[Event] = []
+        self.sink_error: Exception | None = None
+
+    async def _sink(self, events: list[Event]) -> None:
+        if self.sink_error is not None:
+            error, self.sink_error = self.sink_error, None
+            raise error
+        self.events.extend(events)
+
+    async def run(self, *, only: tuple[str, ...] = (), force: bool = False) -> list[Any]:
+        """One run over every account; returns its :class:`AccountReport` list."""
+        from loom.runtime.fetch_host import run_fetcher
+
+        return await run_fetcher(self.spec, self.settings, catalog=self.catalog,
+                                 sink=self._sink, cursors=self.cursors, only=only,
+                                 force=force)  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Broker", "ConfigMap", "Container", "CronJob", "InferenceService", "KafkaSink",
@@ -68,7 +68,14 @@ class ConfigMapEnvSource(Strict):
 
 
 class EnvFromSource(Strict):
-    configMapRef: ConfigMapEnvSource
+    configMapRef: ConfigMapEnvSource | None = None
+    secretRef: ConfigMapEnvSource | None = None  # same fields: name, optional
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvFromSource:
+        if (self.configMapRef is None) == (self.secretRef is None):
+            raise ValueError("envFrom takes exactly one of configMapRef and secretRef")
+        return self
 
 
 class ContainerPort(Strict):

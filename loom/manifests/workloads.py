@@ -1,11 +1,20 @@
 """What runs Loom's image: a Knative Service for ingest and for each function, the
-CronJob of `loom db maintain`, and the ConfigMap of defaults every container reads."""
+CronJobs of `loom db maintain` and of each fetcher, and the ConfigMap of defaults every
+container reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from loom.manifests.models import ConfigMap, Container, CronJob, EnvVar, KnativeService, Strict
+from loom.manifests.models import (
+    ConfigMap,
+    Container,
+    CronJob,
+    EnvFromSource,
+    EnvVar,
+    KnativeService,
+    Strict,
+)
 from loom.manifests.options import ManifestOptions, build, meta, slug
 from loom.runtime.registry import GraphError, Registry
 
@@ -100,19 +109,21 @@ def _knative(
     )
 
 
-def _maintenance(o: ManifestOptions) -> CronJob:
-    """`loom db maintain` every hour: partitions ahead, retention, TimescaleDB policies."""
-    labels = {"app.kubernetes.io/part-of": "loom", "app.kubernetes.io/name": "loom-db-maintain"}
-    job = container("loom", ["db", "maintain"], o, cpu="100m", memory="256Mi", serves=False)
+def _cronjob(
+    name: str, args: list[str], schedule: str, o: ManifestOptions, *, why: str,
+    secret: str | None = None,
+) -> CronJob:  # fmt: skip
+    """``loom <args>`` on ``schedule``; ``secret`` (optional) adds its keys to the env."""
+    labels = {"app.kubernetes.io/part-of": "loom", "app.kubernetes.io/name": name}
+    job = container("loom", args, o, cpu="100m", memory="256Mi", serves=False)
+    if secret is not None:
+        job = job.model_copy(update={"envFrom": [*job.envFrom, build(
+            EnvFromSource, secretRef={"name": secret, "optional": True})]})  # fmt: skip
     return build(
         CronJob,
-        metadata=meta(
-            "loom-db-maintain",
-            o,
-            **{"loom.dev/why": "retention and partitions ahead of time for the event tables"},
-        ),
+        metadata=meta(name, o, **{"loom.dev/why": why}),
         spec={
-            "schedule": o.maintain_schedule,
+            "schedule": schedule,
             "concurrencyPolicy": "Forbid",  # a slow run is never doubled
             "startingDeadlineSeconds": 600,  # a missed run is skipped, the next one catches up
             "successfulJobsHistoryLimit": 3,
@@ -130,6 +141,28 @@ def _maintenance(o: ManifestOptions) -> CronJob:
             },
         },
     )
+
+
+def _maintenance(o: ManifestOptions) -> CronJob:
+    """`loom db maintain` every hour: partitions ahead, retention, TimescaleDB policies."""
+    return _cronjob("loom-db-maintain", ["db", "maintain"], o.maintain_schedule, o,
+                    why="retention and partitions ahead of time for the event tables")  # fmt: skip
+
+
+def _fetchers(registry: Registry, o: ManifestOptions) -> list[CronJob]:
+    """`loom fetch NAME` on each fetcher's schedule. Accounts and passwords come from the
+    optional Secret ``loom-fetcher-NAME`` (e.g. key ``LOOM_CALENDAR_ACCOUNTS``)."""
+    return [
+        _cronjob(
+            f"loom-fetch-{slug(spec.name)}",
+            ["fetch", spec.name],
+            spec.schedule,
+            o,
+            why=spec.description or "a scheduled fetcher",
+            secret=f"loom-fetcher-{slug(spec.name)}",
+        )
+        for spec in sorted(registry.fetchers.values(), key=lambda s: s.name)
+    ]
 
 
 def workloads(registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]:
@@ -150,6 +183,8 @@ def workloads(registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]
         )
     ]
     out["knative/maintenance.yaml"] = [_maintenance(o)]
+    if registry.fetchers:
+        out["knative/fetchers.yaml"] = list(_fetchers(registry, o))
     out["knative/ingest.yaml"] = [
         _knative(
             "ingest",

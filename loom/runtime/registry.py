@@ -21,6 +21,7 @@ from loom.errors import LoomError
 if TYPE_CHECKING:
     from loom.runtime.context import Context
     from loom.runtime.event import Event
+    from loom.runtime.fetcher import FetcherSpec
     from loom.settings import LoomSettings
 
 __all__ = [
@@ -72,12 +73,26 @@ class FunctionSpec:
 @dataclass
 class Registry:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    fetchers: dict[str, FetcherSpec] = field(default_factory=dict)
 
     def add(self, spec: FunctionSpec) -> None:
         known = self.functions.get(spec.name)
         if known is not None and known.handler is not spec.handler:
             raise GraphError(f"two functions are named {spec.name!r}")
         self.functions[spec.name] = spec
+
+    def add_fetcher(self, spec: FetcherSpec) -> None:
+        known = self.fetchers.get(spec.name)
+        if known is not None and known.fetch is not spec.fetch:
+            raise GraphError(f"two fetchers are named {spec.name!r}")
+        self.fetchers[spec.name] = spec
+
+    def fetcher(self, name: str) -> FetcherSpec:
+        try:
+            return self.fetchers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.fetchers)) or "none"
+            raise GraphError(f"no fetcher {name!r} (known: {known})") from None
 
     def __getitem__(self, name: str) -> FunctionSpec:
         try:
@@ -92,6 +107,10 @@ class Registry:
     def check(self, catalog: Catalog) -> None:
         for spec in self.functions.values():
             spec.check(catalog)
+        for source in self.fetchers.values():
+            unknown = [n for n in source.produces if n not in catalog]
+            if unknown:
+                raise GraphError(f"fetcher {source.name!r} produces unknown type(s): {unknown}")
 
 
 REGISTRY = Registry()
@@ -148,13 +167,17 @@ def _default_name(handler: Any) -> str:
 
 
 def discover(package: str = "functions", registry: Registry = REGISTRY) -> Registry:
-    """Import ``<package>.<name>.handler`` for every sub-package that has one, and every
-    module named in ``LOOM_FUNCTION_MODULES`` (comma-separated; functions kept elsewhere)."""
+    """Import ``<package>.<name>.handler`` (functions) and ``<package>.<name>.fetcher``
+    (scheduled fetchers) for every sub-package that has them, and every module named in
+    ``LOOM_FUNCTION_MODULES`` (comma-separated; functions kept elsewhere)."""
     root = importlib.import_module(package)
     for info in pkgutil.iter_modules(root.__path__):
-        # Looked up on disk: importing each package to ask would import every service.
-        if info.ispkg and any((Path(p) / info.name / "handler.py").exists() for p in root.__path__):
-            importlib.import_module(f"{package}.{info.name}.handler")
+        if not info.ispkg:
+            continue
+        for module in ("handler", "fetcher"):
+            # Looked up on disk: importing each package to ask would import every service.
+            if any((Path(p) / info.name / f"{module}.py").exists() for p in root.__path__):
+                importlib.import_module(f"{package}.{info.name}.{module}")
     for module in filter(None, os.environ.get("LOOM_FUNCTION_MODULES", "").split(",")):
         importlib.import_module(module.strip())
     return registry

@@ -192,6 +192,37 @@ def test_maintenance_runs_hourly_as_a_valid_kubernetes_cronjob() -> None:
         CronJob.model_validate(cronjob)
 
 
+def test_each_fetcher_is_a_cronjob_with_its_own_optional_secret() -> None:
+    from collections.abc import AsyncIterator
+
+    from loom.runtime.fetcher import Batch, fetcher
+    from loom.settings import LoomSettings
+
+    registry = Registry()
+
+    @fetcher(produces=["external.hackernews.liked"], settings=LoomSettings,
+             schedule="*/30 * * * *", name="hn_likes", registry=registry)  # fmt: skip
+    async def fetch(account: Any, cursor: Any, ctx: Any) -> AsyncIterator[Batch]:
+        """Liked Hacker News items."""
+        yield Batch([], {})
+
+    files = generate(default_catalog(), registry, ManifestOptions())
+    (cronjob,) = _docs(files, "knative/fetchers.yaml")
+    errors = [
+        e.message for e in _kubernetes_validator("cronjob-batch-v1.json").iter_errors(cronjob)
+    ]
+    assert errors == [], errors
+    assert cronjob["metadata"]["name"] == "loom-fetch-hn-likes"
+    assert cronjob["spec"]["schedule"] == "*/30 * * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["fetch", "hn_likes"]
+    assert container["envFrom"][-1] == {
+        "secretRef": {"name": "loom-fetcher-hn-likes", "optional": True}
+    }
+    assert "knative/fetchers.yaml" not in generate(default_catalog(), sample, ManifestOptions())
+
+
 def test_every_container_reads_the_defaults_then_the_operators_config() -> None:
     files = generate(default_catalog(), sample, ManifestOptions())
     (defaults,) = _docs(files, "knative/config.yaml")

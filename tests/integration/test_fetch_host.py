@@ -1,0 +1,90 @@
+"""Fetchers against the real Kafka and PostgreSQL: events reach their topic, cursors and
+back-off survive in ``loom_fetcher_cursor``, and one run per account holds its lock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from loom.catalog import Catalog
+from loom.runtime.cursors import PostgresCursorStore
+from loom.runtime.fetch_host import run_fetchers
+from loom.runtime.fetcher import Batch, FetchContext, fetcher
+from loom.runtime.registry import Registry
+from loom.services import LocalServices
+from loom.settings import LoomSettings
+from tests.integration.ingest_helpers import consume_all, data_of
+from tests.integration.store_helpers import fresh_database
+
+LIKED = "external.hackernews.liked"
+
+
+class Feed(BaseModel):
+    name: str
+    items: list[int] = []
+    down: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+class FeedSettings(LoomSettings):
+    feeds: list[Feed] = Field(default_factory=list)
+
+    @property
+    def accounts(self) -> list[Feed]:
+        return self.feeds
+
+
+REGISTRY = Registry()
+
+
+@fetcher(produces=[LIKED], settings=FeedSettings, name="it_feed", registry=REGISTRY)
+async def fetch(account: Feed, cursor: dict[str, Any], ctx: FetchContext) -> AsyncIterator[Batch]:
+    if account.down:
+        raise ConnectionError("the source is down")
+    for item in (i for i in account.items if i > cursor.get("last", 0)):
+        data = {"schema_version": "1.0", "timestamp": "2026-11-25T08:00:00Z",
+                "message_id": f"hn-{item}", "account": account.name, "item_id": item,
+                "title": f"Item {item}", "liked_at": "2026-11-25T07:58:00Z"}  # fmt: skip
+        yield Batch([ctx.event(LIKED, data, key=str(item))], {"last": item})
+
+
+async def test_fetch_into_kafka_resume_and_back_off(
+    services: LocalServices, catalog: Catalog, topics: list[str]
+) -> None:
+    url = fresh_database(services)
+    settings = FeedSettings(
+        **services.settings(database_url=url).model_dump(),
+        feeds=[Feed(name="it-ada", items=[101, 102, 103]), Feed(name="it-bob", down=True)],
+    )
+    spec = REGISTRY.fetcher("it_feed")
+    reports = await run_fetchers([spec], settings, catalog)
+    assert [(r.account, r.status, r.emitted) for r in reports] == [
+        ("it-ada", "ok", 3),
+        ("it-bob", "failed", 0),
+    ]
+    mine = [m for m in consume_all(settings, LIKED) if data_of(m)["account"] == "it-ada"]
+    assert sorted(data_of(m)["item_id"] for m in mine) == [101, 102, 103]
+
+    settings.feeds[0].items.append(104)
+    reports = await run_fetchers([spec], settings, catalog)
+    assert [(r.account, r.status, r.emitted) for r in reports] == [
+        ("it-ada", "ok", 1),
+        ("it-bob", "backing off", 0),
+    ]
+    async with PostgresCursorStore.connect(url) as cursors:
+        ada, bob = await cursors.rows("it_feed")
+        assert (ada.cursor, ada.emitted_total, ada.failures) == ({"last": 104}, 4, 0)
+        assert ada.last_success_at is not None
+        assert bob.failures == 1
+        assert bob.last_error == "ConnectionError: the source is down"
+        assert bob.next_attempt_at is not None
+        # A run that overlaps another (a slow CronJob, `loom fetch` by hand) skips the account.
+        async with cursors.claim("it_feed", "it-ada") as held:
+            assert held
+            reports = await run_fetchers([spec], settings, catalog, only=["it-ada"])
+            assert [r.status for r in reports] == ["busy"]
