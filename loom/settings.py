@@ -6,9 +6,9 @@ A bad value fails at start with :class:`~loom.errors.ConfigError` naming the var
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loom.errors import ConfigError
@@ -102,11 +102,31 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = []
+        hidden = False
         for err in exc.errors():
-            name = prefix + "_".join(str(part) for part in err["loc"][:1]).upper()
-            value = err.get("input")
-            problems.append(f"{name}={value!r}: {err['msg']}")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from exc
+            field = "_".join(str(part) for part in err["loc"][:1])
+            name = prefix + field.upper()
+            info = cls.model_fields.get(field)
+            if info is not None and _holds_secret(info.annotation):
+                # its value may hold a password: say where, never what
+                hidden = True
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"][1:])
+                problems.append(f"{name}{where}: {err['msg']}")
+            else:
+                problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        message = "invalid settings:\n  " + "\n  ".join(problems)
+        raise ConfigError(message) from (None if hidden else exc)
+
+
+def _holds_secret(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a field of this type may hold a ``SecretStr`` (in a list, a model ...)."""
+    if isinstance(annotation, type):
+        if issubclass(annotation, (SecretStr, SecretBytes)):
+            return True
+        if issubclass(annotation, BaseModel) and annotation not in seen:
+            return any(_holds_secret(f.annotation, seen | {annotation})
+                       for f in annotation.model_fields.values())  # fmt: skip
+    return any(_holds_secret(arg, seen) for arg in get_args(annotation))
 
 
 _EXTENDED: dict[tuple[int, type[LoomSettings]], tuple[LoomSettings, LoomSettings]] = {}

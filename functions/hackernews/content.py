@@ -1,0 +1,81 @@
+"""Readable text of a fetched body (web page, PDF, plain text) and of a post's own text.
+
+CPU-bound and synchronous: the handler runs :func:`readable` off the event loop.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import re
+
+import lxml.etree  # type: ignore[import-untyped]
+import lxml.html  # type: ignore[import-untyped]
+
+from functions.hackernews.web import HTML, PDF, TEXT, Fetched
+
+__all__ = ["post_text", "readable"]
+
+_PARAGRAPH = re.compile(r"<p\s*/?>", re.IGNORECASE)
+
+
+def readable(fetched: Fetched) -> tuple[str | None, str]:
+    """The title (if the body names one) and the readable text of ``fetched``."""
+    if not fetched.body:
+        return None, ""
+    media = fetched.media_type
+    if media in HTML:
+        return _html(fetched)
+    if media in PDF:
+        return _pdf(fetched.body)
+    if media in TEXT:
+        return None, fetched.body.decode(_codec(fetched.charset), errors="replace").strip()
+    return None, ""
+
+
+def _codec(charset: str | None) -> str:
+    try:
+        return codecs.lookup(charset or "utf-8").name
+    except LookupError:  # a charset nobody knows: UTF-8 is the best guess
+        return "utf-8"
+
+
+def _html(fetched: Fetched) -> tuple[str | None, str]:
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        fetched.body, url=fetched.url, with_metadata=True, include_comments=False
+    )
+    title = getattr(document, "title", None) or None
+    text = getattr(document, "text", None) or ""
+    if not text:  # no main content found: all the page's text rather than none
+        text = trafilatura.html2txt(fetched.body) or ""
+    if title is None:
+        try:
+            found = lxml.html.fromstring(fetched.body).findtext(".//title")
+        except (lxml.etree.ParserError, ValueError):  # no document at all
+            found = None
+        title = " ".join(found.split()) if found else None
+    return title, text.strip()
+
+
+def _pdf(body: bytes) -> tuple[str | None, str]:
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every odd object
+    try:
+        reader = PdfReader(io.BytesIO(body))
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:  # noqa: BLE001 — a broken or locked PDF has no text to give
+        return None, ""
+    return (str(title).strip() or None) if title else None, "\n\n".join(p for p in pages if p)
+
+
+def post_text(html: str) -> str:
+    """A post's text as the API gives it (HTML: ``<p>`` between paragraphs, entities)."""
+    if not html.strip():
+        return ""
+    fragment = lxml.html.fromstring(f"<div>{_PARAGRAPH.sub(chr(10) * 2, html)}</div>")
+    return str(fragment.text_content()).strip()

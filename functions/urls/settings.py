@@ -1,0 +1,92 @@
+"""Settings of the ``urls`` function (``LOOM_URLS_*`` besides the shared ``LOOM_*``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from loom.settings import LoomSettings, settings_for
+
+__all__ = ["UrlsSettings", "urls_settings"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class UrlsSettings(LoomSettings):
+    """How pages are fetched, what addresses may be reached, and where tweets and Hacker
+    News items are looked up."""
+
+    urls_max_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest body read from one URL (after decompression); a larger one is a "
+        "dead letter, and the download stops there.",
+    )
+    urls_total_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest one fetch may take, redirects and body included; over it the "
+        "event is retried later.",
+    )
+    urls_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Longest wait for name resolution and connect."
+    )
+    urls_read_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=600, description="Longest wait for the next bytes of an answer."
+    )
+    urls_max_redirects: int = Field(
+        default=5, ge=0, le=30, description="Most redirects followed; each hop is checked again."
+    )
+    urls_user_agent: str = Field(
+        default="loom-urls/1.0 (personal archive)",
+        min_length=1,
+        description="User-Agent sent with every request.",
+    )
+    urls_allow_private: bool = Field(
+        default=False,
+        description="Also fetch from private networks and this machine (10/8, 172.16/12, "
+        "192.168/16, 100.64/10, fc00::/7, loopback). Link-local (cloud metadata at "
+        "169.254.169.254), multicast, unspecified and reserved addresses stay refused.",
+    )
+    urls_allowed_networks: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs that may be fetched whatever kind of address "
+        "they are, e.g. `192.168.1.20/32,fd00:1::/64`.",
+    )
+    urls_twitter_oembed_url: str = Field(
+        default="https://publish.twitter.com/oembed",
+        description="oEmbed endpoint asked for X/Twitter posts (`?url=<post>`).",
+    )
+    urls_hackernews_api_url: str = Field(
+        default="https://hacker-news.firebaseio.com",
+        description="Base URL of the Hacker News API (`/v0/item/<id>.json`).",
+    )
+    urls_keep_pdf: bool = Field(
+        default=True,
+        description="Copy each PDF to the blob store (LOOM_STORE_BLOB_URL) and refer to it "
+        "from the extracted event.",
+    )
+
+    @field_validator("urls_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("urls_twitter_oembed_url", "urls_hackernews_api_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+def urls_settings(settings: LoomSettings) -> UrlsSettings:
+    """``settings`` as UrlsSettings: its shared values, ``LOOM_URLS_*`` from the env."""
+    return settings_for(UrlsSettings, settings)

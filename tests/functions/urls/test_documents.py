@@ -1,0 +1,143 @@
+"""PDFs at a URL become ``task.url.processed.pdf_extracted``: text page by page, page count,
+title and author, a copy in the blob store. Web pages and other content on their own are
+dead letters that say why."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from functions.urls.handler import handle
+from functions.urls.settings import UrlsSettings
+from loom.catalog import default_catalog
+from loom.runtime.invoke import PoisonEvent
+from loom.store import BlobRef, LocalBlobStore
+from loom.testing import FunctionHarness, assert_emitted
+from tests.functions.urls.conftest import Make, Site, make_pdf, task
+
+PDF = "task.url.processed.pdf_extracted"
+PAPER = make_pdf(["Small Models, Big Logs\nAbstract. We study personal event logs.",
+                  "1. Introduction\nPeople keep logs.", "References"],
+                 title="Small Models, Big Logs", author="A. Lovelace; G. Hopper")  # fmt: skip
+
+
+async def test_a_pdf_becomes_its_text_per_page_with_metadata_and_a_kept_copy(
+    make: Make, site: Site, tmp_path: Path
+) -> None:
+    url = site.page("/paper.pdf", PAPER, "application/pdf")
+    h = await make(urls_allow_private=True)
+    event = task(url, kind="pdf", requested_by="android-share-sheet")
+    (made,) = assert_emitted(await h.call(event), PDF, count=1)
+    data = made.data
+    assert data["page_count"] == 3
+    assert data["text"].split("\f") == [
+        "Small Models, Big Logs\nAbstract. We study personal event logs.",
+        "1. Introduction\nPeople keep logs.",
+        "References",
+    ]
+    assert (data["title"], data["author"]) == ("Small Models, Big Logs", "A. Lovelace; G. Hopper")
+    assert (data["url"], data["timestamp"]) == (url, "2026-11-25T08:15:30Z")
+    assert (data["device_id"], data["account"]) == ("phone-1", "ada")
+    assert data["derived_from"] == {"type": "task.url.ingest", "source": "/devices/phone-1",
+                                    "id": event.id}  # fmt: skip
+    document = data["document"]
+    assert document["sha256"] == hashlib.sha256(PAPER).hexdigest()
+    assert document["content_type"] == "application/pdf"
+    kept = LocalBlobStore(tmp_path / "blobs").get(BlobRef(**document))
+    assert kept == PAPER
+
+
+async def test_the_same_task_twice_makes_the_same_event_id(make: Make, site: Site) -> None:
+    url = site.page("/paper.pdf", PAPER, "application/pdf")
+    h = await make(urls_allow_private=True)
+    event = task(url)
+    (first,) = await h.call(event)
+    (again,) = await h.call(event)
+    assert first.id == again.id
+    assert first.data["document"] == again.data["document"]
+
+
+async def test_a_pdf_without_metadata_takes_its_first_line_as_title(make: Make, site: Site) -> None:
+    url = site.page("/menu", make_pdf(["Lunch menu\nSoup"]), "application/pdf")
+    h = await make(urls_allow_private=True, urls_keep_pdf=False)
+    (made,) = await h.call(task(url))
+    assert made.data["title"] == "Lunch menu"
+    assert "author" not in made.data
+    assert "document" not in made.data  # LOOM_URLS_KEEP_PDF=false
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", None])
+async def test_a_pdf_sent_without_its_content_type_is_recognised(
+    make: Make, site: Site, content_type: str | None
+) -> None:
+    site.page("/download", PAPER, content_type or "")
+    if content_type is None:
+        del site.answers["/download"].headers["Content-Type"]
+    (made,) = await (await make(urls_allow_private=True)).call(task(site.url("/download")))
+    assert made.data["page_count"] == 3
+
+
+async def test_a_web_page_on_its_own_is_a_dead_letter_that_says_why(make: Make, site: Site) -> None:
+    url = site.page("/post", "<html><body><p>Hello</p></body></html>", "text/html; charset=utf-8")
+    h = await make(urls_allow_private=True)
+    with pytest.raises(PoisonEvent, match=r"is a web page \(text/html\); the catalog has no "):
+        await h.call(task(url))
+    with pytest.raises(PoisonEvent, match=r"is text/html, not a PDF"):
+        await h.call(task(url, kind="pdf"))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"\x89PNG\r\n", "image/png", r"is image/png, not a PDF"),
+        (b"just text", "application/pdf", r"not a PDF \(application/pdf, no %PDF- header\)"),
+        (b"just text", "application/octet-stream", r"not a PDF \(application/octet-stream"),
+        (b"%PDF-1.4\n garbage", "application/pdf", "the PDF cannot be read"),
+    ],
+    ids=["image", "pdf-in-name-only", "unknown-binary", "broken-pdf"],
+)
+async def test_content_that_is_not_a_readable_pdf_is_a_dead_letter(
+    make: Make, site: Site, body: bytes, content_type: str, reason: str
+) -> None:
+    url = site.page("/thing", body, content_type)
+    with pytest.raises(PoisonEvent, match=reason):
+        await (await make(urls_allow_private=True)).call(task(url))
+
+
+async def test_a_locked_pdf_is_a_dead_letter(make: Make, site: Site) -> None:
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(PAPER)))
+    writer.encrypt(user_password="secret", algorithm="RC4-128")
+    locked = io.BytesIO()
+    writer.write(locked)
+    url = site.page("/locked.pdf", locked.getvalue(), "application/pdf")
+    with pytest.raises(PoisonEvent, match="locked with a password"):
+        await (await make(urls_allow_private=True)).call(task(url))
+
+
+async def test_a_long_pdf_text_is_cut_to_what_the_type_may_hold(make: Make, site: Site) -> None:
+    line = "All work and no play makes a long report. " * 2
+    pages = ["\n".join([line] * 60) for _ in range(80)]  # ~400 KB of text
+    url = site.page("/long.pdf", make_pdf(pages), "application/pdf")
+    (made,) = await (await make(urls_allow_private=True)).call(task(url))
+    limit = default_catalog()[PDF].max_bytes
+    size = len(json.dumps(made.data, ensure_ascii=False).encode())
+    assert limit - 4096 < size <= limit
+    assert made.data["page_count"] == 80
+    assert made.data["text"].startswith(line.strip())
+
+
+async def test_the_lifespan_opens_the_clients_and_the_blob_store_from_the_settings(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOM_STORE_BLOB_URL", f"file://{tmp_path}/kept")
+    url = site.page("/paper.pdf", PAPER, "application/pdf")
+    async with FunctionHarness(handle, settings=UrlsSettings(urls_allow_private=True)) as h:
+        (made,) = await h.call(task(url))
+    digest = made.data["document"]["sha256"]
+    assert (tmp_path / "kept" / "sha256" / digest[:2] / digest[2:4] / digest).read_bytes() == PAPER
