@@ -14,6 +14,7 @@ from loom.catalog import Catalog, load_catalog
 from loom.cli_data import delete_cmd, export_cmd
 from loom.cli_db import db_app
 from loom.cli_fetch import fetch_cmd
+from loom.cli_send import send_cmd
 from loom.errors import LoomError
 from loom.logging import configure_logging
 from loom.settings import LoomSettings, load_settings
@@ -28,6 +29,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.command("export")(export_cmd)
 app.command("delete")(delete_cmd)
+app.command("send")(send_cmd)
 app.command("fetch")(fetch_cmd)
 console = Console()
 err_console = Console(stderr=True)
