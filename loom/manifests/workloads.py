@@ -84,8 +84,9 @@ def container(
 
 
 def _knative(
-    name: str, args: list[str], o: ManifestOptions, *, min_scale: int, concurrency: int, why: str
-) -> KnativeService:
+    name: str, args: list[str], o: ManifestOptions, *, min_scale: int, concurrency: int, why: str,
+    memory: str = "256Mi",
+) -> KnativeService:  # fmt: skip
     """``concurrency`` caps the deliveries one replica takes at once; the autoscaler aims at
     half of it, so a burst has room while new replicas start."""
     annotations = {
@@ -102,7 +103,7 @@ def _knative(
                 "spec": {
                     "containerConcurrency": concurrency,
                     "timeoutSeconds": 300,
-                    "containers": [container("loom", args, o, cpu="250m", memory="256Mi")],
+                    "containers": [container("loom", args, o, cpu="250m", memory=memory)],
                 },
             }
         },
@@ -212,6 +213,7 @@ def workloads(registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]
                 min_scale=0,
                 concurrency=concurrency,
                 why=spec.description or "a Loom function",
+                memory=spec.memory or "256Mi",
             )
         ]
     return out

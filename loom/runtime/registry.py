@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ Handler = Callable[["Event", "Context"], Awaitable["Event | Iterable[Event] | No
 Lifespan = Callable[["LoomSettings"], AbstractAsyncContextManager[Any]]
 
 
+_QUANTITY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+
+
 class GraphError(LoomError):
     """A function names a type the catalog lacks, or two functions share a name."""
 
@@ -59,6 +63,7 @@ class FunctionSpec:
     lifespan: Lifespan | None = None
     concurrency: int | None = None
     retries: int | None = None
+    memory: str | None = None
 
     def check(self, catalog: Catalog) -> None:
         for kind, names in (("consumes", self.consumes), ("produces", self.produces)):
@@ -126,6 +131,7 @@ def function(
     lifespan: Lifespan | None = None,
     concurrency: int | None = None,
     retries: int | None = None,
+    memory: str | None = None,
     registry: Registry = REGISTRY,
 ) -> Callable[[Any], Any]:
     """Register ``handle`` as a function of the graph.
@@ -137,8 +143,12 @@ def function(
     containerConcurrency; unset keeps the manifests' default); ``retries`` is how often
     Knative redelivers a failed event, 1 s apart and doubling, before the dead-letter sink
     (set it where failures mean a dependency is down and waiting is right, as for the
-    store; unset keeps the manifests' short default).
+    store; unset keeps the manifests' short default). ``memory`` is what one replica
+    needs (a Kubernetes quantity such as ``"1Gi"``: requested and its limit), for
+    functions that hold a model; unset keeps the manifests' 256Mi.
     """
+    if memory is not None and not _QUANTITY.match(memory):
+        raise GraphError(f"memory {memory!r} is not a Kubernetes quantity such as '512Mi'")
 
     def register(handler: Any) -> Any:
         spec = FunctionSpec(
@@ -151,6 +161,7 @@ def function(
             lifespan=lifespan,
             concurrency=concurrency,
             retries=retries,
+            memory=memory,
             description=(handler.__doc__ or "").strip().split("\n")[0],
         )
         registry.add(spec)

@@ -192,6 +192,22 @@ def test_maintenance_runs_hourly_as_a_valid_kubernetes_cronjob() -> None:
         CronJob.model_validate(cronjob)
 
 
+def test_a_function_that_holds_a_model_asks_for_its_memory() -> None:
+    registry = Registry()
+
+    @function(consumes=["device.state.power.raw"], name="big", memory="1Gi", registry=registry)
+    async def handle(event: Any, ctx: Any) -> None:
+        return None
+
+    files = generate(default_catalog(), registry, ManifestOptions())
+    (service,) = _docs(files, "knative/big.yaml")
+    (container,) = service["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["memory"] == "1Gi"
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    with pytest.raises(GraphError, match="not a Kubernetes quantity"):
+        function(consumes=["device.state.power.raw"], memory="1 GB", registry=Registry())
+
+
 def test_each_fetcher_is_a_cronjob_with_its_own_optional_secret() -> None:
     from collections.abc import AsyncIterator
 
