@@ -25,6 +25,7 @@ BENCHES = [
     "motion",
     "apps",
     "vad",
+    "embed",
     "georegion",
     "motion_e2e",
 ]
