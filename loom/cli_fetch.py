@@ -40,15 +40,15 @@ def fetch_cmd(
     from loom.runtime.registry import GraphError, discover
 
     settings = load_settings(LoomSettings)
+    if status:
+        asyncio.run(_show_status(names or [], settings))
+        return
     registry = discover()
     try:
         specs = [registry.fetcher(n) for n in names] if names else list(registry.fetchers.values())
     except GraphError as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    if status:
-        asyncio.run(_show_status([s.name for s in specs], settings))
-        return
     with_accounts = [s for s in specs if s.accounts(settings_for(s.settings_cls, settings))]
     for spec in specs:
         if spec not in with_accounts:
@@ -79,7 +79,7 @@ async def _show_status(names: list[str], settings: LoomSettings) -> None:
     table = Table("fetcher", "account", "events", "last success", "failures", "next try", "error")
     async with PostgresCursorStore.connect(settings.database_url) as cursors:
         for row in await cursors.rows():
-            if row.fetcher not in names:
+            if names and row.fetcher not in names:
                 continue
             when = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at else "never"
             retry = f"{row.next_attempt_at:%Y-%m-%d %H:%M}" if row.next_attempt_at else ""

@@ -3,12 +3,17 @@ back-off survive in ``loom_fetcher_cursor``, and one run per account holds its l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, Field
+from typer.testing import CliRunner
 
 from loom.catalog import Catalog
+from loom.cli import app
 from loom.runtime.cursors import PostgresCursorStore
 from loom.runtime.fetch_host import run_fetchers
 from loom.runtime.fetcher import Batch, FetchContext, fetcher
@@ -88,3 +93,25 @@ async def test_fetch_into_kafka_resume_and_back_off(
             assert held
             reports = await run_fetchers([spec], settings, catalog, only=["it-ada"])
             assert [r.status for r in reports] == ["busy"]
+
+
+def test_loom_fetch_status_and_unknown_names(
+    services: LocalServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_database(services)
+    asyncio.run(_one_failed_run(url))
+    monkeypatch.setenv("LOOM_DATABASE_URL", url)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["fetch", "--status"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "it_feed" in shown.output
+    assert "ConnectionError: the source is down" in shown.output
+    unknown = runner.invoke(app, ["fetch", "no_such_fetcher"])
+    assert unknown.exit_code == 2
+    assert "no fetcher 'no_such_fetcher'" in unknown.output
+
+
+async def _one_failed_run(url: str) -> None:
+    async with PostgresCursorStore.connect(url) as cursors:
+        await cursors.failed("it_feed", "it-bob", "ConnectionError: the source is down",
+                             datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
