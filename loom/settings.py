@@ -6,10 +6,11 @@ A bad value fails at start with :class:`~loom.errors.ConfigError` naming the var
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from loom.errors import ConfigError
 
@@ -99,6 +100,10 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     """Read ``cls`` from the environment, turning a bad value into a clear ConfigError."""
     try:
         return cls(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value that is not even JSON; never quote it
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = str(cls.model_config.get("env_prefix", "")) + (found[1] if found else "?").upper()
+        raise ConfigError(f"invalid settings:\n  {name}: not valid JSON") from None
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = []

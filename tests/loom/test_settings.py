@@ -70,3 +70,18 @@ def test_settings_are_frozen() -> None:
     s = LoomSettings()
     with pytest.raises(ValidationError):
         s.port = 1  # type: ignore[misc]
+
+
+def test_a_list_setting_that_is_not_json_is_a_clear_error_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import Field
+
+    class WithAccounts(LoomSettings):
+        things_accounts: list[dict[str, str]] = Field(default_factory=list)
+
+    monkeypatch.setenv("LOOM_THINGS_ACCOUNTS", '[{"password": "hunter2"')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(WithAccounts)
+    assert str(caught.value) == "invalid settings:\n  LOOM_THINGS_ACCOUNTS: not valid JSON"
+    assert "hunter2" not in repr(caught.value.__cause__)
