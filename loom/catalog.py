@@ -19,7 +19,14 @@ import fastjsonschema
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 
@@ -80,6 +87,9 @@ class EventType(BaseModel):
     rest_path: str | None = Field(default=None, pattern=r"^(/[a-z0-9-]+)+$")
     columns: tuple[str, ...] = Field(default=(), max_length=32)
     description: str = Field(min_length=1)
+    # A command that acts on a device with the user's own powers (a shell, keystrokes,
+    # files): refused unless enabled for that device, and never posted by devices.
+    dangerous: bool = False
     data_schema: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("retention", mode="before")
@@ -92,6 +102,12 @@ class EventType(BaseModel):
             n = int(match["n"])
             return timedelta(days=n) if match["unit"] == "d" else timedelta(hours=n)
         return value
+
+    @model_validator(mode="after")
+    def _dangerous_not_ingested(self) -> EventType:
+        if self.dangerous and self.ingest:
+            raise ValueError("a dangerous type cannot be posted by devices: set ingest to false")
+        return self
 
     @property
     def major(self) -> int:

@@ -16,10 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from functions.ingest.command_stream import add_command_stream
 from functions.ingest.limits import DeclaredSizeLimit
 from functions.ingest.metrics import EventsFastPath, MetricsMiddleware
 from functions.ingest.openapi import finalize_openapi
 from functions.ingest.problems import PROBLEM_JSON, problem_response
+from functions.ingest.routes_commands import add_command_routes
 from functions.ingest.routes_data import add_data_routes
 from functions.ingest.routes_devices import add_device_routes
 from functions.ingest.routes_events import add_event_routes, receive_cloudevents
@@ -39,8 +41,10 @@ DESCRIPTION = """\
 Devices post what they sense as CloudEvents 1.0 (`POST /`, binary, structured or
 batched mode) or in the seed's REST shapes (`/sensor/*`, `/os-events/*`,
 `/system/*`, `/audio/*`). Every write needs `Authorization: Bearer <token>`: the
-admin token manages devices, a device's token sends that device's events. A 2xx
-answer means Kafka has the event. Errors are RFC 9457 `application/problem+json`.
+admin token manages devices and issues commands to them, a device's token sends that
+device's events and receives its commands (`/devices/{id}/commands/stream`, a
+WebSocket, or `/devices/{id}/commands/next`, a long-poll). A 2xx answer means Kafka has
+the event. Errors are RFC 9457 `application/problem+json`.
 """
 
 
@@ -156,6 +160,8 @@ def create_app(settings: IngestSettings | None = None, catalog: Catalog | None =
     add_region_routes(app)
     add_data_routes(app)
     add_audio_stream(app)
+    add_command_routes(app, state)
+    add_command_stream(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

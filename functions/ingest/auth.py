@@ -34,6 +34,7 @@ class Principal:
 
     kind: Literal["admin", "device"]
     device_id: str | None = None
+    label: str | None = None  # an admin token's label (who issued a command)
 
     @property
     def is_admin(self) -> bool:
@@ -99,7 +100,7 @@ class TokenStore:
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT t.kind, t.device_id FROM access_tokens t"
+                    "SELECT t.kind, t.device_id, t.label FROM access_tokens t"
                     " LEFT JOIN devices d ON d.device_id = t.device_id"
                     " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND d.deleted_at IS NULL",
                     (digest,),
@@ -113,7 +114,7 @@ class TokenStore:
         if row is None:
             self._cache.pop(digest, None)
             raise Unauthorized("unknown or revoked token")
-        principal = Principal(kind=row[0], device_id=row[1])
+        principal = Principal(kind=row[0], device_id=row[1], label=row[2])
         self._cache[digest] = (now + self._ttl, principal)
         return principal
 

@@ -55,6 +55,10 @@ class Device(BaseModel):
     deleted_at: datetime | None
     last_seen_at: datetime | None
     events_total: int
+    allowed_commands: list[str] = Field(
+        description="Dangerous command types enabled for this device "
+        "(PUT /devices/{device_id}/commands/allowed)."
+    )
 
 
 class RegisteredDevice(Device):
@@ -63,7 +67,7 @@ class RegisteredDevice(Device):
 
 _COLUMNS = (
     "device_id, name, device_type, platform, metadata, created_at, updated_at, deleted_at,"
-    " last_seen_at, events_total"
+    " last_seen_at, events_total, allowed_commands"
 )
 
 

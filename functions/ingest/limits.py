@@ -23,7 +23,10 @@ class DeclaredSizeLimit:
         self.default_limit = default_limit
 
     def limit(self, path: str) -> int:
-        return DEVICE_BODY_LIMIT if path.startswith("/devices") else self.default_limit
+        # A command may carry a file or audio: its route has its type's limit instead.
+        if path.startswith("/devices") and not path.endswith("/commands"):
+            return DEVICE_BODY_LIMIT
+        return self.default_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -43,6 +43,18 @@ class IngestMetrics:
             "loom_ingest_produce_seconds", "Time from produce to broker ack.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.commands = Counter(
+            "loom_ingest_commands_total", "Commands issued through the admin API, by type and "
+            "outcome (queued, forbidden, unavailable).", ["type", "outcome"], registry=r,
+        )  # fmt: skip
+        self.command_deliveries = Counter(
+            "loom_ingest_command_deliveries_total", "Commands sent to devices (resends included), "
+            "by channel (websocket, longpoll).", ["channel"], registry=r,
+        )  # fmt: skip
+        self.command_acks = Counter(
+            "loom_ingest_command_acks_total", "Acks of commands from devices, by channel.",
+            ["channel"], registry=r,
+        )  # fmt: skip
 
 
 class MetricsMiddleware:

@@ -56,3 +56,23 @@ class IngestSettings(LoomSettings):
         le=1024,
         description="Audio chunks of one WebSocket awaiting the broker before reading stops.",
     )
+    ingest_command_ack_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a command sent over a device's WebSocket waits for its ack "
+        "before it is sent again.",
+    )
+    ingest_command_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="How often a waiting device connection looks for new commands besides "
+        "being woken by PostgreSQL NOTIFY (the fallback if a notification is missed).",
+    )
+    ingest_command_max_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=600,
+        description="Longest `wait` of GET /devices/{id}/commands/next (long-poll).",
+    )

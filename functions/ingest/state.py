@@ -17,6 +17,8 @@ from starlette.requests import Request
 
 from functions.ingest.accept import Accepted, Acceptor, RateLimiter
 from functions.ingest.auth import Principal, TokenStore
+from functions.ingest.command_notify import CommandNotifier
+from functions.ingest.commands import CommandService
 from functions.ingest.devices import ActivityTracker, DeviceRegistry
 from functions.ingest.metrics import IngestMetrics
 from functions.ingest.problems import ServiceUnavailable, TooLarge
@@ -51,6 +53,11 @@ class IngestState:
         self.devices = DeviceRegistry(self.pool, s.ingest_retry_after_seconds)
         self.activity = ActivityTracker(self.pool)
         self.limiter = RateLimiter(s.ingest_rate_limit_per_device)
+        self.commands = CommandService(
+            self.pool, self.producer, self.catalog, self.metrics,
+            topic_prefix=s.kafka_topic_prefix, retry_after=s.ingest_retry_after_seconds,
+        )  # fmt: skip
+        self.notifier = CommandNotifier(s.database_url)
         self.largest_event = max(t.max_bytes for t in self.catalog.ingestable()) + 64 * 1024
 
     # ── lifecycle ──────────────────────────────────────────────────────────
@@ -61,6 +68,7 @@ class IngestState:
         await self.read_pool.open(wait=False)
         self._migrator = asyncio.create_task(self._migrate_until_done(), name="migrate")
         self.activity.start()
+        self.notifier.start()
 
     async def stop(self) -> None:
         if self._migrator is not None:
@@ -68,6 +76,7 @@ class IngestState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._migrator
         await self.activity.stop()
+        await self.notifier.stop()
         left = await asyncio.to_thread(self.producer.close, 10.0)
         if left:
             log.error("ingest.undelivered_at_shutdown", count=left)

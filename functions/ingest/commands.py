@@ -1,0 +1,294 @@
+"""Remote control as ingest serves it: issuing a command (row and Kafka record together),
+reading the audit log, enabling dangerous commands, and each device's queue as its own
+connections take it (waiting items, deliveries, acks).
+
+Issuing writes the row in a transaction, produces the command's CloudEvent to its type's
+topic (the record, replayable), and commits only once the broker has it: with Kafka down
+the answer is 503 and no row is left. The device's queue counter stays locked meanwhile,
+so one device's commands are committed in the order of their sequence numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.commands import queue
+from functions.commands.queue import COMMAND_PREFIX, Command
+from functions.ingest.auth import Principal
+from functions.ingest.metrics import IngestMetrics
+from functions.ingest.problems import (
+    BadRequest,
+    Forbidden,
+    InvalidData,
+    NotFound,
+    ServiceUnavailable,
+    TooLarge,
+)
+from loom.catalog import Catalog, EventType
+from loom.events import to_kafka
+from loom.kafka import AsyncProducer, KafkaUnavailable, OutgoingRecord, RecordTooLarge
+from loom.logging import get_logger
+
+__all__ = [
+    "Acked",
+    "Allowed",
+    "AllowedIn",
+    "CommandBatch",
+    "CommandIn",
+    "CommandIssued",
+    "CommandPage",
+    "CommandService",
+    "device_only",
+]
+
+log = get_logger("loom.ingest")
+
+
+class CommandIn(BaseModel):
+    """A command for a device: a catalog ``device.command.*`` type and its data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=256, examples=["device.command.app.launch"])
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Valid against the type's schema once Loom has set command_id, "
+        "message_id and issued_by, and device_id, timestamp and schema_version if absent.",
+        examples=[{"app_identifier": "com.apple.Safari"}],
+    )
+
+
+class CommandIssued(BaseModel):
+    command_id: str
+    device_id: str
+    sequence: int
+    status: queue.Status
+    type: str
+    issued_at: datetime
+
+
+class CommandPage(BaseModel):
+    items: list[Command]
+    next_cursor: str | None = Field(description="Pass as `cursor` for older ones; null at end.")
+
+
+class AllowedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowed: list[str] = Field(max_length=64, examples=[["device.command.shell.execute"]])
+
+
+class Allowed(BaseModel):
+    device_id: str
+    allowed: list[str] = Field(description="The dangerous command types enabled for it.")
+
+
+class CommandFrame(BaseModel):
+    type: Literal["command"]
+    command_id: str
+    sequence: int
+    event: dict[str, Any] = Field(description="The command as a structured-mode CloudEvent.")
+
+
+class CommandBatch(BaseModel):
+    commands: list[CommandFrame]
+
+
+class Acked(BaseModel):
+    command_id: str
+    status: queue.Status
+    acked_at: datetime | None
+
+
+def device_only(principal: Principal, device_id: str) -> None:
+    """Commands are received (and acked) with the device's own token, nobody else's."""
+    if principal.is_admin:
+        raise Forbidden("a device receives its commands with its own token, not the admin's")
+    if principal.device_id != device_id:
+        raise Forbidden(f"this token is not device {device_id!r}'s")
+
+
+class CommandService:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        producer: AsyncProducer,
+        catalog: Catalog,
+        metrics: IngestMetrics,
+        *,
+        topic_prefix: str,
+        retry_after: int,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._catalog = catalog
+        self._metrics = metrics
+        self._prefix = topic_prefix
+        self._retry_after = retry_after
+        self.dangerous = sorted(t.type for t in queue.command_types(catalog) if t.dangerous)
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[AsyncConnection[Any]]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.DataError as exc:  # e.g. a NUL character, which PostgreSQL cannot store
+            raise BadRequest(f"the database cannot store this value: {exc}") from exc
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InternalError) as exc:
+            log.warning("commands.database_unavailable", error=str(exc))
+            raise ServiceUnavailable("database unavailable", retry_after=self._retry_after) from exc
+
+    # ── the admin's side ───────────────────────────────────────────────────
+    async def issue(self, device_id: str, body: CommandIn, principal: Principal) -> Command:
+        """Queue ``body`` for the device and write its record to Kafka (see module doc)."""
+        event_type = self._catalog[body.type]
+        if not event_type.type.startswith(COMMAND_PREFIX):
+            raise BadRequest(f"{body.type!r} is not a command type ({COMMAND_PREFIX}*)")
+        issued_by = principal.label or "admin"
+        command_id = queue.new_command_id()
+        data = self._data(event_type, device_id, body.data, command_id, issued_by)
+        async with self._conn() as conn:
+            allowed = await self._allowed(conn, device_id)
+            if event_type.dangerous and event_type.type not in allowed:
+                self._metrics.commands.labels(event_type.type, "forbidden").inc()
+                raise Forbidden(
+                    f"{event_type.type} is not enabled for device {device_id!r}; enable it "
+                    f"with PUT /devices/{device_id}/commands/allowed"
+                )
+            self._check(event_type, data)
+            new = queue.NewCommand(command_id, device_id, event_type, data, issued_by)
+            command = await queue.enqueue(conn, new)
+            assert command is not None  # a fresh UUID4 is never queued already
+            await self._produce(new, command)
+        self._metrics.commands.labels(event_type.type, "queued").inc()
+        log.info("commands.issued", command_id=command_id, device_id=device_id,
+                 type=event_type.type, sequence=command.sequence, issued_by=issued_by)  # fmt: skip
+        return command
+
+    def _data(
+        self, event_type: EventType, device_id: str, given: dict[str, Any], command_id: str,
+        issued_by: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        if "command_id" in given:
+            raise BadRequest("Loom assigns command_id; leave it out of data")
+        if given.get("device_id", device_id) != device_id:
+            raise BadRequest(f"data.device_id {given['device_id']!r} is not {device_id!r}")
+        data = {**given, "command_id": command_id, "message_id": command_id,
+                "issued_by": issued_by}  # fmt: skip
+        data.setdefault("device_id", device_id)
+        data.setdefault("timestamp", datetime.now(UTC).isoformat())
+        data.setdefault("schema_version", event_type.schema_version)
+        return data
+
+    def _check(self, event_type: EventType, data: dict[str, Any]) -> None:
+        size = len(orjson.dumps(data))
+        if size > event_type.max_bytes:
+            raise TooLarge(
+                f"data of {event_type.type} is {size} bytes; the limit is {event_type.max_bytes}",
+                limit_bytes=event_type.max_bytes,
+            )
+        violations = self._catalog.violations(event_type.type, data)
+        if violations:
+            first = violations[0]
+            raise InvalidData(
+                f"{len(violations)} problem(s) in data, first at "
+                f"'{first.pointer or '/'}': {first.message}",
+                errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
+            )
+
+    async def _produce(self, new: queue.NewCommand, command: Command) -> None:
+        """The command's record to its topic; raising here rolls the row back."""
+        record = to_kafka(new.record(command.issued_at))
+        try:
+            await self._producer.send(OutgoingRecord(
+                topic=new.event_type.topic(self._prefix), value=record.value, key=record.key,
+                headers=list(record.headers.items()),
+            ))  # fmt: skip
+        except KafkaUnavailable as exc:
+            self._metrics.commands.labels(new.event_type.type, "unavailable").inc()
+            log.warning("commands.not_issued", command_id=new.command_id, error=str(exc),
+                        device_id=new.device_id, type=new.event_type.type)  # fmt: skip
+            raise ServiceUnavailable(str(exc), retry_after=self._retry_after) from exc
+        except RecordTooLarge as exc:
+            raise TooLarge(f"Kafka refused the command as too large ({exc})") from exc
+
+    async def _allowed(self, conn: AsyncConnection[Any], device_id: str) -> list[str]:
+        cur = await conn.execute(
+            "SELECT allowed_commands FROM devices WHERE device_id = %s AND deleted_at IS NULL",
+            (device_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no device {device_id!r} (or it was deleted)")
+        return list(row[0])
+
+    async def allow(self, device_id: str, types: list[str]) -> Allowed:
+        """Enable exactly ``types`` (dangerous command types) for the device."""
+        wrong = sorted(set(types) - set(self.dangerous))
+        if wrong:
+            raise InvalidData(
+                f"not a dangerous command type: {', '.join(wrong)} (those are: "
+                f"{', '.join(self.dangerous)}; the others need no enabling)",
+                errors=[{"pointer": f"/allowed/{types.index(t)}", "message": "not a dangerous "
+                         "command type"} for t in wrong],
+            )  # fmt: skip
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "UPDATE devices SET allowed_commands = %s, updated_at = now()"
+                " WHERE device_id = %s AND deleted_at IS NULL RETURNING allowed_commands",
+                (sorted(set(types)), device_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no device {device_id!r} (or it was deleted)")
+        log.info("commands.allowed", device_id=device_id, allowed=row[0])
+        return Allowed(device_id=device_id, allowed=list(row[0]))
+
+    async def page(
+        self, device_id: str, statuses: list[str] | None, cursor: str | None, limit: int
+    ) -> CommandPage:
+        before = None
+        if cursor is not None:
+            if not cursor.isdigit() or not 0 < int(cursor) < 2**63:
+                raise BadRequest(f"cursor {cursor!r} is not one this API gave")
+            before = int(cursor)
+        async with self._conn() as conn:
+            found = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
+            if await found.fetchone() is None:
+                raise NotFound(f"no device {device_id!r}")
+            items = await queue.page(conn, device_id, statuses=statuses, before=before, limit=limit)
+        more = len(items) == limit and items[-1].sequence > 1
+        return CommandPage(items=items, next_cursor=str(items[-1].sequence) if more else None)
+
+    async def get(self, device_id: str, command_id: str) -> Command:
+        async with self._conn() as conn:
+            command = await queue.get(conn, device_id, command_id)
+        if command is None:
+            raise NotFound(f"no command {command_id!r} for device {device_id!r}")
+        return command
+
+    # ── the device's side ──────────────────────────────────────────────────
+    async def waiting(self, device_id: str, limit: int) -> list[Command]:
+        async with self._conn() as conn:
+            return await queue.waiting(conn, device_id, limit)
+
+    async def delivered(self, device_id: str, commands: list[Command], channel: str) -> None:
+        async with self._conn() as conn:
+            await queue.mark_delivered(conn, device_id, [c.command_id for c in commands])
+        self._metrics.command_deliveries.labels(channel).inc(len(commands))
+
+    async def ack(self, device_id: str, command_id: str, channel: str) -> Command | None:
+        async with self._conn() as conn:
+            command = await queue.ack(conn, device_id, command_id)
+        if command is not None:
+            self._metrics.command_acks.labels(channel).inc()
+        return command
