@@ -82,6 +82,8 @@ def maintain_cmd(
         table.add_row("policy", policy, "")
     for name in report.busy:
         table.add_row("skipped", f"{name} (in use; next round)", "")
+    for name, rows in report.pruned.items():
+        table.add_row("pruned", f"{name} (past the responses' retention)", f"{rows:,}")
     console.print(table)
     console.print(
         f"{len(report.created)} partition(s) created, {len(report.dropped)} dropped "

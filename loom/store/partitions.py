@@ -54,6 +54,7 @@ class MaintenanceReport:
     dropped: dict[str, int] = field(default_factory=dict)  # partition -> rows it held
     policies: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # tables in use: left for next time
+    pruned: dict[str, int] = field(default_factory=dict)  # audit table -> rows deleted
 
 
 def partition_start(moment: datetime, interval: timedelta) -> datetime:
@@ -213,4 +214,26 @@ async def maintain(
             continue
         except errors.LockNotAvailable:
             report.busy.append(info.name)
+    await _prune_command_audit(conn, tables, now, report)
     return report
+
+
+async def _prune_command_audit(
+    conn: AsyncConnection,
+    tables: Mapping[str, EventTable],
+    now: datetime,
+    report: MaintenanceReport,
+) -> None:
+    """The remote-control audit (``device_commands``) is kept as long as the device
+    responses that settle it: a command older than that is deleted, whatever its state."""
+    kept = [t.retention for name, t in tables.items() if name.startswith("device.response.")]
+    if not kept:
+        return
+    try:
+        cur = await conn.execute(
+            "DELETE FROM device_commands WHERE issued_at < %s", (now - max(kept),)
+        )
+    except errors.UndefinedTable:
+        return
+    if cur.rowcount:
+        report.pruned["device_commands"] = cur.rowcount

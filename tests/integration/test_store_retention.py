@@ -172,3 +172,25 @@ async def test_maintenance_skips_a_table_in_use_instead_of_stalling_its_writers(
     assert "device_sensor_gps_raw" in report.busy
     assert _ages(url, "device_sensor_gps_raw", now) == list(DAYS_AGO)  # left for next round
     assert not [p for p in report.dropped if "gps" in p]
+
+
+async def test_maintenance_prunes_the_command_audit_past_the_responses_retention(
+    services: LocalServices, catalog: Catalog
+) -> None:
+    url = fresh_database(services)
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO devices (device_id, name) VALUES ('laptop-1', 'Laptop')")
+        for seq, days in enumerate((1, 29, 31, 90), start=1):
+            conn.execute(
+                "INSERT INTO device_commands (command_id, device_id, sequence, type, source,"
+                " data, issued_by, issued_at, expires_at, status) VALUES (%s, 'laptop-1', %s,"
+                " 'device.command.app.launch', '/loom/ingest', '{}', 'admin', %s, %s, 'acked')",
+                (f"c{seq}", seq, now - timedelta(days=days), now - timedelta(days=days - 1)),
+            )
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        report = await maintain(conn, event_tables(catalog), now=now)
+    assert report.pruned == {"device_commands": 2}  # device.response.* are kept 30 days
+    with psycopg.connect(url) as conn:
+        kept = conn.execute("SELECT command_id FROM device_commands ORDER BY 1").fetchall()
+    assert kept == [("c1",), ("c2",)]
