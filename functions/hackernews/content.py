@@ -13,9 +13,14 @@ import re
 import lxml.etree  # type: ignore[import-untyped]
 import lxml.html  # type: ignore[import-untyped]
 
-from functions.hackernews.web import HTML, PDF, TEXT, Fetched
+from loom.web import Fetched
 
-__all__ = ["post_text", "readable"]
+__all__ = ["HTML", "PDF", "READABLE", "TEXT", "post_text", "readable"]
+
+HTML = frozenset({"text/html", "application/xhtml+xml"})
+PDF = frozenset({"application/pdf", "application/x-pdf"})
+TEXT = frozenset({"text/plain", "text/markdown"})
+READABLE = HTML | PDF | TEXT  # what is fetched; any other type gives an empty text
 
 _PARAGRAPH = re.compile(r"<p\s*/?>", re.IGNORECASE)
 

@@ -1,14 +1,16 @@
 """``hackernews``: a liked item in, the readable text of what it links to out.
 
-An item with a link: the linked page is fetched (public addresses only, size and time
-limits, each redirect checked) and its main text extracted (trafilatura for web pages,
-pypdf for PDFs). An Ask HN or other text post: the post's own text, from the API.
+An item with a link: the linked page is fetched with :mod:`loom.web` (public addresses
+only, size and time limits, each redirect checked) and its main text extracted
+(trafilatura for web pages, pypdf for PDFs). An Ask HN or other text post: the post's
+own text, from the API.
 
-A page that can never be read (404, an image, too large, a host that does not exist)
-still gives ``content_fetched``, with an empty text and the status and content type
-that say why, so every liked item has its content event (its title can still be
-embedded). A link to an address that is not public is a dead letter. Timeouts,
-refused connections, 5xx and 429 raise, and the runtime tries again later.
+A page that can never be read (404, an image, too large, too many redirects, a host
+that does not exist) still gives ``content_fetched``, with an empty text and the status
+and content type that say why, so every liked item has its content event (its title can
+still be embedded). A link that is not fetched at all (not http(s), or to an address
+that is not public) is a dead letter. Timeouts, refused connections, 5xx and 429 raise,
+and the runtime tries again later.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from typing import Any
 
 import httpx
 
-from functions.hackernews.content import post_text, readable
+from functions.hackernews.content import READABLE, post_text, readable
 from functions.hackernews.settings import HackerNewsSettings, hackernews_settings
-from functions.hackernews.web import PageFetcher, TryLater
 from loom.runtime.context import Context
 from loom.runtime.event import Event
+from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
+from loom.web import Fetcher, FetchFailed, FetchRefused, Resolver, system_resolve
 
-__all__ = ["Reader", "handle", "open_reader"]
+__all__ = ["AddressRefused", "Reader", "TryLater", "handle", "open_reader"]
 
 LIKED = "external.hackernews.liked"
 CONTENT = "external.hackernews.content_fetched"
@@ -39,12 +42,20 @@ CONTENT = "external.hackernews.content_fetched"
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$")
 
 
+class AddressRefused(PoisonEvent):
+    """The link is not fetched at all: not http(s), or an address that is not public."""
+
+
+class TryLater(HandlerFailed):
+    """The fetch failed in a way that may pass (timeout, 5xx, 429): retried later."""
+
+
 @dataclass
 class Reader:
     """What the handler keeps between events (``ctx.state``)."""
 
     config: HackerNewsSettings
-    pages: PageFetcher
+    pages: Fetcher
     api: httpx.AsyncClient
 
     async def post(self, item_id: int) -> dict[str, Any] | None:
@@ -66,16 +77,12 @@ class Reader:
 
 
 @asynccontextmanager
-async def open_reader(settings: LoomSettings) -> AsyncIterator[Reader]:
+async def open_reader(
+    settings: LoomSettings, *, resolve: Resolver = system_resolve
+) -> AsyncIterator[Reader]:
     """The clients of linked pages and of the API, with the limits of the settings."""
     config = hackernews_settings(settings)
-    pages = PageFetcher(
-        user_agent=config.hackernews_user_agent,
-        max_bytes=config.hackernews_fetch_max_bytes,
-        timeout=config.hackernews_fetch_timeout_seconds,
-        max_redirects=config.hackernews_fetch_max_redirects,
-        allow_private=config.hackernews_allow_private,
-    )
+    pages = Fetcher(config.page_options(), resolve=resolve)
     api = httpx.AsyncClient(timeout=config.hackernews_timeout_seconds,
                             headers={"User-Agent": config.hackernews_user_agent})  # fmt: skip
     try:
@@ -94,16 +101,24 @@ async def handle(event: Event, ctx: Context) -> Event:
     limit = reader.config.hackernews_max_text_chars
     extra: dict[str, Any] = {}
     if liked.get("url"):
-        fetched = await reader.pages.get(str(liked["url"]))
-        if fetched.problem is not None:
-            ctx.log.info("hackernews.page_not_read", item_id=item_id, url=fetched.url,
-                         why=fetched.problem)  # fmt: skip
-        title, text = await asyncio.to_thread(readable, fetched)
-        url = fetched.url
-        if fetched.status is not None:
-            extra["http_status"] = fetched.status
-        if _MIME.match(fetched.content_type) and len(fetched.content_type) <= 255:
-            extra["content_type"] = fetched.content_type
+        title, text = None, ""
+        try:
+            fetched = await reader.pages.get(str(liked["url"]), accept=READABLE)
+        except FetchRefused as exc:
+            if exc.reason in ("url", "address"):
+                raise AddressRefused(str(exc)) from None
+            ctx.log.info("hackernews.page_not_read", item_id=item_id, url=exc.url,
+                         why=str(exc))  # fmt: skip
+            url, status, content_type = exc.url, exc.status, exc.content_type
+        except FetchFailed as exc:
+            raise TryLater(str(exc)) from None
+        else:
+            title, text = await asyncio.to_thread(readable, fetched)
+            url, status, content_type = fetched.url, fetched.status, fetched.content_type
+        if status is not None:
+            extra["http_status"] = status
+        if _MIME.match(content_type) and len(content_type) <= 255:
+            extra["content_type"] = content_type
     else:
         post = await reader.post(item_id) or {}
         url = f"{reader.config.hackernews_site_url}/item?id={item_id}"

@@ -16,10 +16,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from loom.settings import LoomSettings, settings_for
+from loom.web import AddressPolicy, FetchOptions
 
 __all__ = ["HackerNewsSettings", "HnAccount", "Kind", "hackernews_settings"]
 
 Kind = Literal["favorites", "upvoted"]
+# What linked pages are asked for: the types that are read, most wanted first.
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 
 
 class HnAccount(BaseModel):
@@ -151,6 +154,34 @@ class HackerNewsSettings(LoomSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def page_options(self) -> FetchOptions:
+        """The shared fetcher's options for linked pages: these limits, public addresses
+        (and private ones with LOOM_HACKERNEWS_ALLOW_PRIVATE)."""
+        seconds = self.hackernews_fetch_timeout_seconds
+        return FetchOptions(
+            max_bytes=self.hackernews_fetch_max_bytes,
+            total_timeout_seconds=seconds,
+            connect_timeout_seconds=min(seconds, 20.0),
+            read_timeout_seconds=min(seconds, 20.0),
+            max_redirects=self.hackernews_fetch_max_redirects,
+            user_agent=self.hackernews_user_agent,
+            accept=PAGE_ACCEPT,
+            policy=AddressPolicy(allow_private=self.hackernews_allow_private),
+            names={
+                "max_bytes": _variable("hackernews_fetch_max_bytes"),
+                "total_timeout_seconds": _variable("hackernews_fetch_timeout_seconds"),
+                "max_redirects": _variable("hackernews_fetch_max_redirects"),
+                "policy": _variable("hackernews_allow_private"),
+            },
+        )
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a field: ``LOOM_HACKERNEWS_ALLOW_PRIVATE`` for
+    ``hackernews_allow_private``."""
+    assert field in HackerNewsSettings.model_fields, field
+    return f"{HackerNewsSettings.model_config.get('env_prefix', '')}{field}".upper()
 
 
 def hackernews_settings(settings: LoomSettings) -> HackerNewsSettings:

@@ -43,6 +43,7 @@ class Page:
     title: str | None = None
     author: str | None = None
     date: str | None = None  # as the page states it, e.g. 2024-03-01
+    site_name: str | None = None  # the site's own name (og:site_name and the like)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def _decoded(body: bytes, charset: str | None) -> str | None:
 
 
 def html_page(body: bytes, url: str, charset: str | None = None) -> Page:
-    """The main text of an HTML page (trafilatura), with title, author and date."""
+    """The main text of an HTML page (trafilatura), with title, author, date and the
+    site's name."""
     import trafilatura
 
     markup: str | bytes = _decoded(body, charset) or body
@@ -91,6 +93,7 @@ def html_page(body: bytes, url: str, charset: str | None = None) -> Page:
         title=_clean(getattr(found, "title", None), 1024),
         author=_clean(getattr(found, "author", None), 1024),
         date=_clean(getattr(found, "date", None), 64),
+        site_name=_clean(getattr(found, "sitename", None), 256),
     )
 
 

@@ -1,4 +1,4 @@
-"""``urls``: ``task.url.ingest`` in; archived posts, Hacker News items and PDFs out.
+"""``urls``: ``task.url.ingest`` in; archived posts, Hacker News items, PDFs and web pages out.
 
 What a URL becomes is decided by the URL, then by what the server sends:
 
@@ -10,48 +10,44 @@ What a URL becomes is decided by the URL, then by what the server sends:
   (LOOM_URLS_HACKERNEWS_API_URL), with the readable text of the page it links to (web
   page, PDF or plain text) after the post's own text;
 - anything else is fetched: a PDF → ``task.url.processed.pdf_extracted`` (text per page,
-  page count, metadata, a copy in the blob store). A web page on its own has no
-  processed type in the catalog, so it is a dead letter that says so, as is any other
-  content type.
+  page count, metadata, a copy in the blob store); a web page (HTML) or plain text →
+  ``task.url.processed.web_archived`` (its main text without navigation and
+  boilerplate, title, author, date and site name where the page states them). Any other
+  content type is a dead letter that says so.
 
 A ``kind`` of ``twitter`` or ``hackernews`` on a URL that is neither is a dead letter; a
-``kind`` of ``pdf`` that turns out to be something else is one too. URLs from events are
-fetched only from public addresses unless the settings allow more (see
-:mod:`functions.urls.fetch`); the two APIs are the operator's and are not checked.
+``kind`` of ``pdf`` fetches even a post's URL, and one that turns out to be something
+else is a dead letter too. URLs from events are fetched only from public addresses
+unless the settings allow more (:mod:`loom.web`); the two APIs are the operator's and
+are not checked. What can never be fetched (a refused address, 404/410, too large, an
+unwanted type) is a dead letter with the reason; what may pass (a timeout, 5xx, 429, a
+refused connection) is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 
-from functions.urls.address import AddressPolicy
 from functions.urls.extract import (
     HTML_TYPES,
     PDF_TYPES,
     TEXT_TYPES,
     ContentUnreadable,
+    Page,
     html_page,
     looks_like_pdf,
     pdf_document,
     plain_text,
-)
-from functions.urls.fetch import (
-    Fetcher,
-    FetchFailed,
-    Resolver,
-    UrlRefused,
-    check_url,
-    short,
-    system_resolve,
 )
 from functions.urls.settings import UrlsSettings, urls_settings
 from functions.urls.sources import TweetRef, hn_item_id, hn_text, tweet_from_oembed, tweet_ref
@@ -59,19 +55,53 @@ from loom.catalog import default_catalog
 from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
+from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
 from loom.store import BlobStore, open_blob_store, store_settings
+from loom.web import (
+    Fetched,
+    Fetcher,
+    FetchFailed,
+    FetchRefused,
+    Resolver,
+    check_url,
+    short_url,
+    system_resolve,
+)
 
-__all__ = ["HN", "INGEST", "PDF", "TWEET", "Urls", "handle", "open_urls"]
+__all__ = [
+    "HN",
+    "INGEST",
+    "PDF",
+    "TWEET",
+    "WEB",
+    "TryLater",
+    "UrlRefused",
+    "Urls",
+    "handle",
+    "open_urls",
+]
 
 INGEST = "task.url.ingest"
 TWEET = "task.url.processed.twitter_archived"
 HN = "task.url.processed.hackernews_archived"
 PDF = "task.url.processed.pdf_extracted"
+WEB = "task.url.processed.web_archived"
 SNIFFED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _ROOM = 2048  # bytes of an event's data kept free for derived_from
+_PAGE_TEXT = 4_194_304  # characters: web_archived's schema limit
+# the schema's pattern of a MIME type; a server's odd header is replaced by its media type
+_MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$")
 log = get_logger("loom.function.urls")
+
+
+class UrlRefused(PoisonEvent):
+    """The URL can never be archived as asked: the event becomes a dead letter."""
+
+
+class TryLater(HandlerFailed):
+    """The fetch failed in a way that may pass: the event is tried again later."""
 
 
 @dataclass(frozen=True)
@@ -95,26 +125,36 @@ async def open_urls(
     """The two HTTP clients and the blob store (LOOM_STORE_BLOB_URL unless ``blobs`` is
     given; none when LOOM_URLS_KEEP_PDF is false)."""
     config = urls_settings(settings)
-    policy = AddressPolicy.of(config.urls_allow_private, config.urls_allowed_networks)
+    options = config.fetch_options()
     if blobs is None and config.urls_keep_pdf:
         stored = store_settings(settings)
         blobs = open_blob_store(stored.store_blob_url, stored.store_s3_endpoint_url)
     async with AsyncExitStack() as stack:
-        web = Fetcher(config, policy, resolve=resolve, verify=verify)
+        web = Fetcher(options, resolve=resolve, verify=verify)
         stack.push_async_callback(web.aclose)
-        api = Fetcher(config, None, verify=verify)
+        api = Fetcher(replace(options, policy=None), verify=verify)
         stack.push_async_callback(api.aclose)
         yield Urls(config, web, api, blobs if config.urls_keep_pdf else None)
 
 
 @function(
     consumes=[INGEST],
-    produces=[TWEET, HN, PDF],
+    produces=[TWEET, HN, PDF, WEB],
     lifespan=open_urls,
     concurrency=16,  # waiting on remote servers, mostly
+    retries=6,  # 1 s doubling: a site down for a minute or two does not dead-letter the task
 )
 async def handle(event: Event, ctx: Context) -> Event:
-    """Archives X/Twitter posts and Hacker News items; extracts the text of PDFs."""
+    """Archives X/Twitter posts, Hacker News items and web pages; extracts PDFs' text."""
+    try:
+        return await _archive(event, ctx)
+    except FetchRefused as exc:
+        raise UrlRefused(str(exc)) from None
+    except FetchFailed as exc:
+        raise TryLater(str(exc)) from None
+
+
+async def _archive(event: Event, ctx: Context) -> Event:
     urls: Urls = ctx.state
     data: dict[str, Any] = event.data
     url = check_url(data["url"])
@@ -127,11 +167,18 @@ async def handle(event: Event, ctx: Context) -> Event:
         made = await _hackernews(urls, item, ctx)
         return _derive(event, ctx, HN, made, "article_text")
     if kind == "twitter":
-        raise UrlRefused(f"{short(url)} is not an X/Twitter post (x.com/<handle>/status/<id>)")
+        raise UrlRefused(f"{short_url(url)} is not an X/Twitter post "
+                         "(x.com/<handle>/status/<id>)")  # fmt: skip
     if kind == "hackernews":
-        raise UrlRefused(f"{short(url)} is not a Hacker News item (news.ycombinator.com/item?id=N)")
-    made = await _pdf(urls, url, kind)
-    return _derive(event, ctx, PDF, made, "text")
+        raise UrlRefused(f"{short_url(url)} is not a Hacker News item "
+                         "(news.ycombinator.com/item?id=N)")  # fmt: skip
+    fetched = await _document(urls, url, kind)
+    if looks_like_pdf(fetched.body):
+        return _derive(event, ctx, PDF, await _pdf(urls, fetched, url), "text")
+    if fetched.media_type in HTML_TYPES | TEXT_TYPES:
+        return _derive(event, ctx, WEB, await _page(fetched, data["url"]), "text")
+    sent = fetched.media_type or "no content type"
+    raise UrlRefused(f"{short_url(fetched.url)} is not a PDF ({sent}, no %PDF- header)")
 
 
 def _now() -> str:
@@ -156,17 +203,22 @@ def _fit(data: dict[str, Any], field: str, most: int) -> None:
         log.info("urls.text_cut", field=field, bytes=size, most=most)
 
 
-async def _api_json(urls: Urls, url: str, what: str, params: dict[str, str] | None = None) -> Any:
-    def accept(mime: str) -> None:
-        if mime and mime != "application/json" and not mime.endswith("+json"):
-            raise FetchFailed(f"{what}: {short(url)} answered {mime}, not JSON")
+def _is_json(mime: str) -> bool:
+    return not mime or mime == "application/json" or mime.endswith("+json")
 
-    fetched = await urls.api.get(url, params=params, accept=accept)
+
+async def _api_json(urls: Urls, url: str, what: str, params: dict[str, str] | None = None) -> Any:
+    try:
+        fetched = await urls.api.get(url, params=params, accept=_is_json)
+    except FetchRefused as exc:
+        if exc.reason != "content_type":
+            raise
+        raise TryLater(f"{what}: {short_url(url)} answered {exc.media_type}, not JSON") from None
     try:
         return json.loads(fetched.body)
     except ValueError as exc:
-        raise FetchFailed(
-            f"{what}: {short(url)} answered something that is not JSON: {exc}"
+        raise TryLater(
+            f"{what}: {short_url(url)} answered something that is not JSON: {exc}"
         ) from None
 
 
@@ -177,12 +229,12 @@ async def _tweet(urls: Urls, ref: TweetRef) -> dict[str, Any]:
     try:
         answer = await _api_json(urls, endpoint, what,
                                  {"url": asked, "omit_script": "true", "dnt": "true"})  # fmt: skip
-    except UrlRefused as exc:
+    except FetchRefused as exc:
         raise UrlRefused(f"{what} cannot be archived (deleted, protected or never there): "
                          f"{exc}") from None  # fmt: skip
     post = tweet_from_oembed(answer, ref)
     if post is None:
-        raise FetchFailed(f"{what}: {short(endpoint)} did not answer in the oEmbed shape")
+        raise TryLater(f"{what}: {short_url(endpoint)} did not answer in the oEmbed shape")
     made: dict[str, Any] = {
         "url": TweetRef(ref.id, post.handle).permalink,
         "tweet_id": ref.id,
@@ -202,7 +254,7 @@ async def _hackernews(urls: Urls, item_id: int, ctx: Context) -> dict[str, Any]:
     if item is None:
         raise UrlRefused(f"{what} does not exist")
     if not isinstance(item, dict) or item.get("id") != item_id:
-        raise FetchFailed(f"{what}: {short(endpoint)} did not answer with that item")
+        raise TryLater(f"{what}: {short_url(endpoint)} did not answer with that item")
     if item.get("deleted"):
         raise UrlRefused(f"{what} was deleted")
     made: dict[str, Any] = {
@@ -234,7 +286,7 @@ def _link(value: Any, ctx: Context) -> str | None:
         return None
     try:
         link = str(check_url(value))
-    except UrlRefused as exc:
+    except FetchRefused as exc:
         ctx.log.info("urls.article_skipped", reason=str(exc))
         return None
     return link if len(link) <= 8192 else None
@@ -243,41 +295,38 @@ def _link(value: Any, ctx: Context) -> str | None:
 async def _article(urls: Urls, link: str, ctx: Context) -> str | None:
     """The readable text of the page an HN item links to; None when it can never be had
     (the item is archived without it). A failure that may pass is raised (retried)."""
-
-    def accept(mime: str) -> None:
-        if mime not in HTML_TYPES | PDF_TYPES | TEXT_TYPES | SNIFFED:
-            raise UrlRefused(f"{short(link)} is {mime}, which has no text to keep")
-
     try:
-        fetched = await urls.web.get(link, accept=accept)
-        if fetched.content_type in PDF_TYPES or looks_like_pdf(fetched.body):
+        fetched = await urls.web.get(link, accept=HTML_TYPES | PDF_TYPES | TEXT_TYPES | SNIFFED)
+        if fetched.media_type in PDF_TYPES or looks_like_pdf(fetched.body):
             return (await asyncio.to_thread(pdf_document, fetched.body)).text
-        if fetched.content_type in TEXT_TYPES:
+        if fetched.media_type in TEXT_TYPES:
             return plain_text(fetched.body, fetched.charset)
         page = await asyncio.to_thread(html_page, fetched.body, fetched.url, fetched.charset)
-    except (UrlRefused, ContentUnreadable) as exc:
-        ctx.log.info("urls.article_skipped", url=short(link), reason=str(exc))
+    except (FetchRefused, ContentUnreadable) as exc:
+        ctx.log.info("urls.article_skipped", url=short_url(link), reason=str(exc))
         return None
-    ctx.log.info("urls.article", url=short(fetched.url), title=page.title, author=page.author,
-                 date=page.date, chars=len(page.text))  # fmt: skip
+    ctx.log.info("urls.article", url=short_url(fetched.url), title=page.title,
+                 author=page.author, date=page.date, chars=len(page.text))  # fmt: skip
     return page.text
 
 
-async def _pdf(urls: Urls, url: httpx.URL, kind: str | None) -> dict[str, Any]:
-    def accept(mime: str) -> None:
-        if mime in PDF_TYPES or mime in SNIFFED:
-            return
-        if mime in HTML_TYPES and kind != "pdf":
-            raise UrlRefused(
-                f"{short(url)} is a web page ({mime}); the catalog has no processed type for "
-                "web pages on their own, only for X/Twitter posts, Hacker News items and PDFs"
-            )
-        raise UrlRefused(f"{short(url)} is {mime}, not a PDF: there is nothing to extract")
+async def _document(urls: Urls, url: httpx.URL, kind: str | None) -> Fetched:
+    """The body at a URL that is neither a post nor an HN item: a PDF, or (unless ``kind``
+    is ``pdf``) a web page or plain text."""
+    wanted = PDF_TYPES | SNIFFED if kind == "pdf" else PDF_TYPES | SNIFFED | HTML_TYPES | TEXT_TYPES
+    try:
+        return await urls.web.get(str(url), accept=wanted)
+    except FetchRefused as exc:
+        if exc.reason != "content_type":
+            raise
+        if kind == "pdf":
+            why = "not a PDF: there is nothing to extract"
+        else:
+            why = "not a web page or a PDF: there is no text to keep"
+        raise UrlRefused(f"{short_url(exc.url)} is {exc.media_type}, {why}") from None
 
-    fetched = await urls.web.get(str(url), accept=accept)
-    if not looks_like_pdf(fetched.body):
-        sent = fetched.content_type or "no content type"
-        raise UrlRefused(f"{short(fetched.url)} is not a PDF ({sent}, no %PDF- header)")
+
+async def _pdf(urls: Urls, fetched: Fetched, url: httpx.URL) -> dict[str, Any]:
     document = await asyncio.to_thread(pdf_document, fetched.body)
     if document.page_count > 100_000:
         raise ContentUnreadable(f"the PDF has {document.page_count} pages, more than 100000")
@@ -289,3 +338,36 @@ async def _pdf(urls: Urls, url: httpx.URL, kind: str | None) -> dict[str, Any]:
         ref = await asyncio.to_thread(urls.blobs.put, fetched.body, "application/pdf")
         made["document"] = ref.as_json()
     return made
+
+
+async def _page(fetched: Fetched, asked: str) -> dict[str, Any]:
+    """A web page's (or a text file's) readable text and what the page says of itself."""
+    if fetched.media_type in TEXT_TYPES:
+        page = Page(text=plain_text(fetched.body, fetched.charset))
+    else:
+        page = await asyncio.to_thread(html_page, fetched.body, fetched.url, fetched.charset)
+    header = fetched.content_type
+    made: dict[str, Any] = {
+        "url": asked,
+        "final_url": fetched.url if len(fetched.url) <= 8192 else asked,
+        "text": page.text[:_PAGE_TEXT],
+        "text_chars": len(page.text),
+        "content_type": header if _MIME.match(header) and len(header) <= 255
+                        else fetched.media_type,
+        "http_status": fetched.status,
+        "archived_at": _now(),
+    }  # fmt: skip
+    optional = {"title": page.title, "author": page.author, "published": _day(page.date),
+                "site_name": page.site_name}  # fmt: skip
+    made.update({k: v for k, v in optional.items() if v})
+    return made
+
+
+def _day(value: str | None) -> str | None:
+    """A page's date as ``YYYY-MM-DD`` when it is one, else None."""
+    if value is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from loom.settings import LoomSettings, settings_for
+from loom.web import AddressPolicy, FetchOptions, Network
 
 __all__ = ["UrlsSettings", "urls_settings"]
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class UrlsSettings(LoomSettings):
@@ -85,6 +83,32 @@ class UrlsSettings(LoomSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def fetch_options(self) -> FetchOptions:
+        """The shared fetcher's options: these limits, guarded by these address rules."""
+        return FetchOptions(
+            max_bytes=self.urls_max_bytes,
+            total_timeout_seconds=self.urls_total_timeout_seconds,
+            connect_timeout_seconds=self.urls_connect_timeout_seconds,
+            read_timeout_seconds=self.urls_read_timeout_seconds,
+            max_redirects=self.urls_max_redirects,
+            user_agent=self.urls_user_agent,
+            policy=AddressPolicy.of(self.urls_allow_private, self.urls_allowed_networks),
+            names={
+                "max_bytes": _variable("urls_max_bytes"),
+                "total_timeout_seconds": _variable("urls_total_timeout_seconds"),
+                "read_timeout_seconds": _variable("urls_read_timeout_seconds"),
+                "max_redirects": _variable("urls_max_redirects"),
+                "policy": f"{_variable('urls_allow_private')}, "
+                f"{_variable('urls_allowed_networks')}",
+            },
+        )
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a field: ``LOOM_URLS_MAX_BYTES`` for ``urls_max_bytes``."""
+    assert field in UrlsSettings.model_fields, field
+    return f"{UrlsSettings.model_config.get('env_prefix', '')}{field}".upper()
 
 
 def urls_settings(settings: LoomSettings) -> UrlsSettings:

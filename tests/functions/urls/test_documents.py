@@ -1,6 +1,7 @@
 """PDFs at a URL become ``task.url.processed.pdf_extracted``: text page by page, page count,
-title and author, a copy in the blob store. Web pages and other content on their own are
-dead letters that say why."""
+title and author, a copy in the blob store. Web pages and plain text become
+``task.url.processed.web_archived``: the readable text and what the page says of itself.
+Other content is a dead letter that says why."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ from loom.testing import FunctionHarness, assert_emitted
 from tests.functions.urls.conftest import Make, Site, make_pdf, task
 
 PDF = "task.url.processed.pdf_extracted"
+WEB = "task.url.processed.web_archived"
+ARTICLE = """<!doctype html><html><head><meta charset="utf-8">
+<title>Loom: a tiny event pipeline | Example Blog</title>
+<meta property="og:site_name" content="Example Blog">
+<meta name="author" content="Ada Lovelace">
+<meta property="article:published_time" content="2026-11-20T09:00:00Z"></head>
+<body><nav><a href="/">Home</a> | <a href="/about">About</a> | Subscribe now</nav>
+<article><h1>Loom: a tiny event pipeline</h1>
+<p>Loom collects events from your devices and keeps them in one place, so that you can
+query and replay your own life's data whenever you like, on your own machine.</p>
+<p>Every event goes through Kafka first, then through small functions, and ends up in
+PostgreSQL with a retention period that fits what it is. Straße and café keep their
+letters.</p></article>
+<footer>Copyright 2026 Example Blog. Cookie settings.</footer></body></html>"""
 PAPER = make_pdf(["Small Models, Big Logs\nAbstract. We study personal event logs.",
                   "1. Introduction\nPeople keep logs.", "References"],
                  title="Small Models, Big Logs", author="A. Lovelace; G. Hopper")  # fmt: skip
@@ -82,19 +97,73 @@ async def test_a_pdf_sent_without_its_content_type_is_recognised(
     assert made.data["page_count"] == 3
 
 
-async def test_a_web_page_on_its_own_is_a_dead_letter_that_says_why(make: Make, site: Site) -> None:
+async def test_a_web_page_becomes_its_readable_text_with_what_it_says_of_itself(
+    make: Make, site: Site
+) -> None:
+    page = site.page("/blog/loom", ARTICLE, "text/html; charset=utf-8")
+    asked = site.redirect("/share", "/blog/loom") + "?utm_source=share"
+    h = await make(urls_allow_private=True)
+    event = task(asked, kind="web")
+    (made,) = assert_emitted(await h.call(event), WEB, count=1)
+    data = made.data
+    assert (data["url"], data["final_url"]) == (asked, page)
+    assert data["title"].startswith("Loom: a tiny event pipeline")
+    assert (data["author"], data["published"], data["site_name"]) == (
+        "Ada Lovelace", "2026-11-20", "Example Blog")  # fmt: skip
+    text = data["text"]
+    assert "Loom collects events from your devices" in text
+    assert "ends up in PostgreSQL" in " ".join(text.split())
+    assert "Straße and café" in text
+    assert "Subscribe now" not in text  # navigation and boilerplate are left out
+    assert "Cookie settings" not in text
+    assert data["text_chars"] == len(text)
+    assert (data["content_type"], data["http_status"]) == ("text/html; charset=utf-8", 200)
+    assert data["archived_at"].endswith("Z")
+    assert (data["timestamp"], data["device_id"], data["account"]) == (
+        "2026-11-25T08:15:30Z", "phone-1", "ada")  # fmt: skip
+    assert data["derived_from"] == {"type": "task.url.ingest", "source": "/devices/phone-1",
+                                    "id": event.id}  # fmt: skip
+    assert "document" not in data  # pages are not copied to the blob store
+
+
+async def test_plain_text_is_archived_as_it_is(make: Make, site: Site) -> None:
+    url = site.page("/notes.txt", "Grüße\nfrom a text file\n".encode("latin-1"),
+                    "text/plain; charset=ISO-8859-1")  # fmt: skip
+    (made,) = assert_emitted(await (await make(urls_allow_private=True)).call(task(url)), WEB)
+    assert made.data["text"] == "Grüße\nfrom a text file"
+    assert made.data["content_type"] == "text/plain; charset=ISO-8859-1"
+    assert "title" not in made.data
+
+
+async def test_kind_web_on_a_pdf_still_extracts_the_pdf(make: Make, site: Site) -> None:
+    url = site.page("/paper.pdf", PAPER, "application/pdf")
+    made = await (await make(urls_allow_private=True)).call(task(url, kind="web"))
+    assert assert_emitted(made, PDF, count=1)[0].data["page_count"] == 3
+
+
+async def test_a_web_page_asked_for_as_a_pdf_is_a_dead_letter(make: Make, site: Site) -> None:
     url = site.page("/post", "<html><body><p>Hello</p></body></html>", "text/html; charset=utf-8")
     h = await make(urls_allow_private=True)
-    with pytest.raises(PoisonEvent, match=r"is a web page \(text/html\); the catalog has no "):
-        await h.call(task(url))
-    with pytest.raises(PoisonEvent, match=r"is text/html, not a PDF"):
+    with pytest.raises(PoisonEvent, match=r"is text/html, not a PDF: there is nothing to extract"):
         await h.call(task(url, kind="pdf"))
+
+
+async def test_a_long_page_is_cut_to_what_the_type_may_hold(make: Make, site: Site) -> None:
+    line = "All work and no play makes a long page. "
+    url = site.page("/long.txt", line * 120_000, "text/plain")  # ~4.8 MB
+    (made,) = await (await make(urls_allow_private=True)).call(task(url))
+    limit = default_catalog()[WEB].max_bytes
+    size = len(json.dumps(made.data, ensure_ascii=False).encode())
+    assert limit - 4096 < size <= limit
+    assert made.data["text_chars"] == len((line * 120_000).strip())
+    assert len(made.data["text"]) < made.data["text_chars"]
+    assert made.data["text"].startswith(line)
 
 
 @pytest.mark.parametrize(
     ("body", "content_type", "reason"),
     [
-        (b"\x89PNG\r\n", "image/png", r"is image/png, not a PDF"),
+        (b"\x89PNG\r\n", "image/png", r"is image/png, not a web page or a PDF"),
         (b"just text", "application/pdf", r"not a PDF \(application/pdf, no %PDF- header\)"),
         (b"just text", "application/octet-stream", r"not a PDF \(application/octet-stream"),
         (b"%PDF-1.4\n garbage", "application/pdf", "the PDF cannot be read"),
@@ -120,16 +189,18 @@ async def test_a_locked_pdf_is_a_dead_letter(make: Make, site: Site) -> None:
         await (await make(urls_allow_private=True)).call(task(url))
 
 
-async def test_a_long_pdf_text_is_cut_to_what_the_type_may_hold(make: Make, site: Site) -> None:
+async def test_a_long_pdf_text_is_kept_whole_within_what_the_type_may_hold(
+    make: Make, site: Site
+) -> None:
     line = "All work and no play makes a long report. " * 2
     pages = ["\n".join([line] * 60) for _ in range(80)]  # ~400 KB of text
     url = site.page("/long.pdf", make_pdf(pages), "application/pdf")
     (made,) = await (await make(urls_allow_private=True)).call(task(url))
     limit = default_catalog()[PDF].max_bytes
-    size = len(json.dumps(made.data, ensure_ascii=False).encode())
-    assert limit - 4096 < size <= limit
+    assert limit == 8 * 1024 * 1024  # long texts fit: more than the 256 KiB default
+    assert len(json.dumps(made.data, ensure_ascii=False).encode()) > 400_000
     assert made.data["page_count"] == 80
-    assert made.data["text"].startswith(line.strip())
+    assert made.data["text"].split("\f") == [page.strip() for page in pages]
 
 
 async def test_the_lifespan_opens_the_clients_and_the_blob_store_from_the_settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from functions.urls.fetch import FetchFailed
+from functions.urls.handler import TryLater
 from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.testing import assert_emitted
 from tests.functions.urls.conftest import Make, Site, hosts, make_pdf, task
@@ -103,7 +103,7 @@ async def test_an_oembed_endpoint_in_trouble_is_retried(
 ) -> None:
     kind = "text/html" if body.startswith("<") else "application/json"
     site.page("/oembed", body, kind, status=status)
-    with pytest.raises(FetchFailed, match=reason):
+    with pytest.raises(TryLater, match=reason):
         await (await make()).call(task("https://x.com/nasa/status/1861000000000000001"))
 
 

@@ -1,4 +1,4 @@
-"""Which addresses a URL may be fetched from: public ones, unless the settings say more.
+"""Which addresses a URL may be fetched from: public ones, unless the policy says more.
 
 Every address a name resolves to is sorted into a kind. IPv6 forms that carry an IPv4
 address are judged by it: IPv4-mapped ``::ffff:a.b.c.d`` and NAT64 ``64:ff9b::/96`` by
@@ -12,17 +12,20 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["AddressPolicy", "IPAddress", "address_kind"]
+__all__ = ["PRIVATE_KINDS", "AddressPolicy", "IPAddress", "Network", "address_kind"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Kinds LOOM_URLS_ALLOW_PRIVATE opens; the rest open only through allowed networks.
+# Kinds that ``allow_private`` opens; the rest open only through allowed networks.
 PRIVATE_KINDS = frozenset({"private", "loopback"})
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not global
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible addresses
+_RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
+                                                   "192.168.0.0/16"))  # fmt: skip
+_ULA = ipaddress.ip_network("fc00::/7")
 
 
 def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -61,9 +64,8 @@ def _own_kind(ip: IPAddress) -> str | None:
 
 def _is_rfc1918_or_ula(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv4Address):
-        return any(ip in ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
-                                                            "192.168.0.0/16"))  # fmt: skip
-    return ip in ipaddress.ip_network("fc00::/7")
+        return any(ip in net for net in _RFC1918)
+    return ip in _ULA
 
 
 def address_kind(ip: IPAddress) -> str | None:
@@ -89,13 +91,15 @@ def address_kind(ip: IPAddress) -> str | None:
 @dataclass(frozen=True)
 class AddressPolicy:
     """Public addresses always; private and loopback with ``allow_private``; anything in
-    ``allowed`` (CIDRs the operator names)."""
+    ``allowed`` (CIDRs the operator names). Link-local (cloud metadata at
+    169.254.169.254), multicast, unspecified and reserved addresses only through
+    ``allowed``."""
 
     allow_private: bool = False
     allowed: tuple[Network, ...] = ()
 
     @classmethod
-    def of(cls, allow_private: bool, allowed: Iterable[Network]) -> AddressPolicy:
+    def of(cls, allow_private: bool, allowed: Iterable[Network] = ()) -> AddressPolicy:
         return cls(allow_private, tuple(allowed))
 
     def refusal(self, ip: IPAddress) -> str | None:
