@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install kafka lint format test test-unit test-integration dev catalog readme bench clean
+.PHONY: help install install-models kafka lint format test test-unit test-integration dev catalog readme bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -13,11 +13,20 @@ help:  ## list the targets
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
 
+# The core install (make dev) has no torch; the tests also run the model servers on tiny
+# models, so they install the `models` extra as well. --inexact: neither removes the
+# other's packages.
 .venv/.installed: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact
+	@touch $@
+
+.venv/.installed-models: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --inexact --extra models
 	@touch $@
 
 install: .venv/.installed  ## install Python deps from the lock file (uv)
+
+install-models: .venv/.installed-models  ## also the `models` extra: torch, transformers, moshi, outlines, kserve
 
 kafka: install  ## resolve the Kafka broker jars into the cache (Maven Central)
 	$(RUN) python -c "from loom.services import resolve_kafka; print(resolve_kafka())"
@@ -31,10 +40,10 @@ format: install  ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: lint kafka  ## lint, then unit and integration tests (starts real Kafka + PostgreSQL)
+test: lint kafka install-models  ## lint, then unit and integration tests (starts real Kafka + PostgreSQL)
 	$(RUN) pytest
 
-test-unit: install  ## unit tests only (no services)
+test-unit: install-models  ## unit tests only (no services)
 	$(RUN) pytest -m "not integration"
 
 test-integration: kafka  ## integration tests only

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from prometheus_client import (
@@ -42,6 +42,7 @@ from loom.events import to_http_binary
 from loom.kafka.config import MAX_MESSAGE_BYTES
 from loom.runtime.event import Event
 from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, Unavailable, invoke
+from loom.runtime.model_client import open_model_clients
 from loom.runtime.registry import FunctionSpec
 from loom.settings import LoomSettings
 
@@ -152,12 +153,15 @@ def create_function_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        nonlocal state, client
-        if spec.lifespan is None:
+        nonlocal state, client, models
+        async with AsyncExitStack() as resources:
+            if spec.models and not models:
+                models = await resources.enter_async_context(
+                    open_model_clients(spec.models, settings)
+                )
+            if spec.lifespan is not None:
+                state = await resources.enter_async_context(spec.lifespan(settings))
             yield
-        else:
-            async with spec.lifespan(settings) as state:
-                yield
         if client is not None:
             await client.aclose()
 

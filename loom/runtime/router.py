@@ -34,6 +34,7 @@ from loom.kafka import consumer_config, producer_config
 from loom.logging import get_logger
 from loom.runtime.event import Event
 from loom.runtime.invoke import BadOutput, HandlerFailed, PoisonEvent, Unavailable, invoke
+from loom.runtime.model_client import open_model_clients
 from loom.runtime.registry import FunctionSpec, Registry
 from loom.settings import LoomSettings
 
@@ -204,6 +205,9 @@ class FunctionRunner:
         loop = asyncio.new_event_loop()
         resources = AsyncExitStack()
         try:
+            if self.spec.models and not self.models and self.url is None:
+                self.models = loop.run_until_complete(resources.enter_async_context(
+                    open_model_clients(self.spec.models, self.settings)))  # fmt: skip
             if self.spec.lifespan is not None and self.url is None:
                 self._state = loop.run_until_complete(
                     resources.enter_async_context(self.spec.lifespan(self.settings))
