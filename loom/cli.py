@@ -141,6 +141,34 @@ def serve(
     serve_app(function, host=host, port=port)
 
 
+@app.command("serve-model")
+def serve_model(
+    model_name: Annotated[
+        str, typer.Option("--model-name", envvar="LOOM_MODEL_NAME", help="A model in models/.")
+    ],
+    port: Annotated[int | None, typer.Option(help="Port [LOOM_PORT].")] = None,
+) -> None:
+    """Serve one model server over KServe's V2 protocol (the ServingRuntime's entrypoint)."""
+    from loom.runtime.models import discover_models
+
+    settings = load_settings(LoomSettings)
+    try:
+        known = discover_models().models
+    except ImportError as exc:
+        err_console.print(f"[red]the models extra is not installed ({exc}): "
+                          "uv sync --extra models[/]")  # fmt: skip
+        raise typer.Exit(2) from None
+    spec = known.get(model_name)
+    if spec is None:
+        err_console.print(f"[red]no model {model_name!r} (known: {', '.join(sorted(known))})[/]")
+        raise typer.Exit(2)
+    import kserve
+
+    predictor = spec.predictor(model_name)
+    predictor.load()
+    kserve.ModelServer(http_port=port or settings.port, enable_grpc=False).start([predictor])
+
+
 @app.command("replay")
 def replay_cmd(
     topic: Annotated[str, typer.Option(help="Topic to read.")],

@@ -93,7 +93,7 @@ def generate(
     """Every object, keyed by the file it goes in (relative to the repository root)."""
     check_graph(registry, catalog)
     out: dict[str, list[Strict]] = defaultdict(list)
-    out.update(workloads(registry, o))
+    out.update(workloads(registry, o, (models or ModelRegistry()).models))
     dead = "loom-dead-letter"
     delivery = build(
         Delivery,
@@ -220,7 +220,14 @@ def generate(
                 "supportedModelFormats": [{"name": "loom", "version": "1"}],
                 "protocolVersions": ["v2"],
                 "containers": [
-                    container("kserve-container", ["serve-model"], o, cpu="1", memory="4Gi")
+                    container(
+                        "kserve-container",
+                        ["serve-model", "--model-name={{.Name}}"],
+                        o,
+                        cpu="1",
+                        memory="4Gi",
+                        serves=False,
+                    )
                 ],
             },
         )

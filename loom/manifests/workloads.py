@@ -4,6 +4,8 @@ container reads."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from loom.manifests.models import (
@@ -42,14 +44,19 @@ def _env(o: ManifestOptions) -> list[EnvVar]:
     ]
 
 
-def config_defaults(o: ManifestOptions) -> dict[str, str]:
-    """What operators may change without editing the manifests (in ConfigMap loom-config)."""
+def config_defaults(o: ManifestOptions, models: Iterable[str] = ()) -> dict[str, str]:
+    """What operators may change without editing the manifests (in ConfigMap loom-config):
+    among them where each model's InferenceService answers inside the cluster."""
+    urls = {name: f"http://{slug(name)}-predictor.{o.namespace}.svc.cluster.local"
+            for name in sorted(models)}  # fmt: skip
     defaults = {
         "LOOM_ENVIRONMENT": o.environment,
         "LOOM_LOG_LEVEL": o.log_level,
         "LOOM_STORE_BACKEND": o.store_backend,
         "LOOM_STORE_BLOB_URL": o.blob_url,
     }
+    if urls:
+        defaults["LOOM_MODEL_URLS"] = json.dumps(urls, separators=(",", ":"))
     fixed = sorted(set(defaults) & {e.name for e in _env(o)})
     if fixed:  # an explicit env entry would silently win over the ConfigMaps
         raise ValueError(f"set both explicitly and in {DEFAULTS}: {fixed}")
@@ -166,7 +173,9 @@ def _fetchers(registry: Registry, o: ManifestOptions) -> list[CronJob]:
     ]
 
 
-def workloads(registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]:
+def workloads(
+    registry: Registry, o: ManifestOptions, models: Iterable[str] = ()
+) -> dict[str, list[Strict]]:
     """``knative/``: the defaults, maintenance, ingest, then one file per function."""
     out: dict[str, list[Strict]] = {}
     out["knative/config.yaml"] = [
@@ -180,7 +189,7 @@ def workloads(registry: Registry, o: ManifestOptions) -> dict[str, list[Strict]]
                     "(yours, never generated) overrides them, key by key"
                 },
             ),
-            data=config_defaults(o),
+            data=config_defaults(o, models),
         )
     ]
     out["knative/maintenance.yaml"] = [_maintenance(o)]
