@@ -326,6 +326,13 @@ def test_an_inference_service_per_model() -> None:
     assert predictor["model"]["runtime"] == "loom-python"
     assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert isvc["metadata"]["annotations"]["loom.dev/storage-uri-setting"] == "LOOM_STT_STORAGE_URI"
+    # functions reach it by name: the cluster-local URL of its predictor, in the defaults
+    (defaults,) = _docs(files, "knative/config.yaml")
+    assert defaults["data"]["LOOM_MODEL_URLS"] == (
+        '{"stt":"http://stt-predictor.loom.svc.cluster.local"}'
+    )
+    (runtime,) = _docs(files, "kserve/runtime.yaml")
+    assert runtime["spec"]["containers"][0]["args"] == ["serve-model", "--model-name={{.Name}}"]
 
 
 def test_the_store_waits_out_an_outage_before_dead_lettering() -> None:
