@@ -211,6 +211,12 @@ async def _local(name: str) -> ModelClient:
         return _Missing(name, f"no model {name!r} is registered in models/")
     predictor = spec.predictor(name)
     started = time.perf_counter()
-    await asyncio.to_thread(predictor.load)
+    try:
+        await asyncio.to_thread(predictor.load)
+    except Exception as exc:  # noqa: BLE001 — the host goes on; this model's events wait
+        why = (f"model {name!r} could not load here ({type(exc).__name__}: {exc}); give it "
+               "its weights (see its settings) or a server in LOOM_MODEL_URLS")  # fmt: skip
+        log.warning("model.unavailable", model=name, reason=why)
+        return _Missing(name, why)
     log.info("model.loaded", model=name, seconds=round(time.perf_counter() - started, 2))
     return LocalModelClient(name, predictor)
