@@ -10,23 +10,17 @@ is not queued for the answering device changes nothing (and is logged).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from functions.commands import queue
-from functions.commands.database import connection, open_pool
+from functions.commands.database import Pooled, connection, pooled
 from functions.commands.outcome import audit_result, outcome
 from functions.commands.settings import CommandsSettings
 from loom.catalog import default_catalog
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.registry import function
-from loom.settings import LoomSettings, settings_for
 
 __all__ = ["RESPONSE_TYPES", "Commands", "handle", "open_commands"]
 
@@ -34,19 +28,8 @@ RESPONSE_PREFIX = "device.response."
 RESPONSE_TYPES = [t.type for t in default_catalog() if t.type.startswith(RESPONSE_PREFIX)]
 
 
-@dataclass(frozen=True)
-class Commands:
-    """What the handler keeps between events (``ctx.state``)."""
-
-    settings: CommandsSettings
-    pool: AsyncConnectionPool
-
-
-@asynccontextmanager
-async def open_commands(settings: LoomSettings) -> AsyncIterator[Commands]:
-    config = settings_for(CommandsSettings, settings)
-    async with open_pool(config, config.commands_connections) as pool:
-        yield Commands(config, pool)
+Commands = Pooled[CommandsSettings]  # ctx.state
+open_commands = pooled(CommandsSettings, lambda config: config.commands_connections)
 
 
 @function(consumes=RESPONSE_TYPES, produces=[], lifespan=open_commands)

@@ -24,7 +24,7 @@ from loom.catalog import Catalog, EventType
 from loom.events import PARTITION_KEY, RECORDED_TIME
 from loom.kafka import OutgoingRecord
 
-__all__ = ["MAX_ATTRIBUTE_BYTES", "Accepted", "Acceptor", "RateLimiter"]
+__all__ = ["MAX_ATTRIBUTE_BYTES", "Accepted", "Acceptor", "RateLimiter", "check_data"]
 
 MAX_ATTRIBUTE_BYTES = 8 * 1024  # CloudEvent attributes become Kafka headers
 
@@ -71,6 +71,25 @@ def _data_of(event: BaseCloudEvent) -> Any:
     return data
 
 
+def check_data(catalog: Catalog, event_type: EventType, data: Any, size: int) -> None:
+    """``data`` (``size`` bytes as JSON) fits ``event_type``: within its size limit
+    (else :class:`TooLarge`) and valid against its schema (else :class:`InvalidData`,
+    every violation listed, the first in the detail)."""
+    if size > event_type.max_bytes:
+        raise TooLarge(
+            f"data of {event_type.type} is {size} bytes; the limit is {event_type.max_bytes}",
+            limit_bytes=event_type.max_bytes,
+        )
+    violations = catalog.violations(event_type.type, data)
+    if violations:
+        first = violations[0]
+        raise InvalidData(
+            f"{len(violations)} problem(s) in data, first at "
+            f"'{first.pointer or '/'}': {first.message}",
+            errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
+        )
+
+
 class Acceptor:
     def __init__(self, catalog: Catalog, topic_prefix: str) -> None:
         self.catalog = catalog
@@ -101,20 +120,7 @@ class Acceptor:
             value = raw if raw is not None else orjson.dumps(data)
         except (orjson.JSONEncodeError, TypeError) as exc:
             raise BadRequest(f"data cannot be stored as JSON: {exc}") from None
-        size = len(value)
-        if size > event_type.max_bytes:
-            raise TooLarge(
-                f"data of {event_type.type} is {size} bytes; the limit is {event_type.max_bytes}",
-                limit_bytes=event_type.max_bytes,
-            )
-        violations = self.catalog.violations(event_type.type, data)
-        if violations:
-            first = violations[0]
-            raise InvalidData(
-                f"{len(violations)} problem(s) in data, first at "
-                f"'{first.pointer or '/'}': {first.message}",
-                errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
-            )
+        check_data(self.catalog, event_type, data, len(value))
         device_id = self._device(event, data, principal, event_type)
         if device_id is not None:
             attributes[PARTITION_KEY] = device_id
@@ -129,12 +135,7 @@ class Acceptor:
             source=event.get_source(),
             type=event_type,
             device_id=device_id,
-            record=OutgoingRecord(
-                topic=event_type.topic(self.prefix),
-                value=record.value,
-                key=record.key,
-                headers=list(record.headers.items()),
-            ),
+            record=OutgoingRecord.binary(event_type.topic(self.prefix), record),
         )
 
     @staticmethod

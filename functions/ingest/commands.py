@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.commands import queue
 from functions.commands.queue import COMMAND_PREFIX, Command
+from functions.ingest.accept import check_data
 from functions.ingest.auth import Principal
 from functions.ingest.metrics import IngestMetrics
 from functions.ingest.problems import (
@@ -164,7 +165,7 @@ class CommandService:
                     f"{event_type.type} is not enabled for device {device_id!r}; enable it "
                     f"with PUT /devices/{device_id}/commands/allowed"
                 )
-            self._check(event_type, data)
+            check_data(self._catalog, event_type, data, len(orjson.dumps(data)))
             new = queue.NewCommand(command_id, device_id, event_type, data, issued_by)
             command = await queue.enqueue(conn, new)
             assert command is not None  # a fresh UUID4 is never queued already
@@ -189,30 +190,13 @@ class CommandService:
         data.setdefault("schema_version", event_type.schema_version)
         return data
 
-    def _check(self, event_type: EventType, data: dict[str, Any]) -> None:
-        size = len(orjson.dumps(data))
-        if size > event_type.max_bytes:
-            raise TooLarge(
-                f"data of {event_type.type} is {size} bytes; the limit is {event_type.max_bytes}",
-                limit_bytes=event_type.max_bytes,
-            )
-        violations = self._catalog.violations(event_type.type, data)
-        if violations:
-            first = violations[0]
-            raise InvalidData(
-                f"{len(violations)} problem(s) in data, first at "
-                f"'{first.pointer or '/'}': {first.message}",
-                errors=[{"pointer": v.pointer, "message": v.message} for v in violations],
-            )
-
     async def _produce(self, new: queue.NewCommand, command: Command) -> None:
         """The command's record to its topic; raising here rolls the row back."""
         record = to_kafka(new.record(command.issued_at))
         try:
-            await self._producer.send(OutgoingRecord(
-                topic=new.event_type.topic(self._prefix), value=record.value, key=record.key,
-                headers=list(record.headers.items()),
-            ))  # fmt: skip
+            await self._producer.send(
+                OutgoingRecord.binary(new.event_type.topic(self._prefix), record)
+            )
         except KafkaUnavailable as exc:
             self._metrics.commands.labels(new.event_type.type, "unavailable").inc()
             log.warning("commands.not_issued", command_id=new.command_id, error=str(exc),

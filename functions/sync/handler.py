@@ -9,22 +9,17 @@ redelivered broadcast finds its items queued already and adds none.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from functions.commands import queue
-from functions.commands.database import connection, open_pool
+from functions.commands.database import Pooled, connection, pooled
 from functions.sync.settings import SyncSettings
 from loom.catalog import default_catalog
 from loom.runtime.context import Context
 from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent
 from loom.runtime.registry import function
-from loom.settings import LoomSettings, settings_for
 
 __all__ = ["SYNC_TYPES", "Sync", "handle", "item_id", "open_sync", "receivers"]
 
@@ -46,19 +41,8 @@ def receivers(devices: Iterable[str], sender: str, origin: Any = None) -> list[s
     return sorted(set(devices) - {sender, origin})
 
 
-@dataclass(frozen=True)
-class Sync:
-    """What the handler keeps between events (``ctx.state``)."""
-
-    settings: SyncSettings
-    pool: AsyncConnectionPool
-
-
-@asynccontextmanager
-async def open_sync(settings: LoomSettings) -> AsyncIterator[Sync]:
-    config = settings_for(SyncSettings, settings)
-    async with open_pool(config, config.sync_connections) as pool:
-        yield Sync(config, pool)
+Sync = Pooled[SyncSettings]  # ctx.state
+open_sync = pooled(SyncSettings, lambda config: config.sync_connections)
 
 
 @function(consumes=SYNC_TYPES, produces=[], lifespan=open_sync)

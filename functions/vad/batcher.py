@@ -1,67 +1,46 @@
-"""Concurrent deliveries share model calls: a group commit for inference.
+"""Concurrent deliveries share model calls (:mod:`loom.runtime.batcher`).
 
-Each caller queues its stream's frames and waits; one worker thread takes everything
-queued (up to ``max_batch`` streams) into one backend call, answers them all, and takes
-what queued up meanwhile. One device alone costs no wait; many at once make big batches.
+Each caller queues its stream's frames and state; one backend call in a worker thread
+takes up to ``max_batch`` streams and answers each with its speech probabilities and
+next state.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from functions.vad.silero import Request, SileroBackend
+from loom.runtime import batcher
 
 __all__ = ["BatchStats", "Batcher"]
 
 
 @dataclass
-class BatchStats:
-    calls: int = 0
-    streams: int = 0
+class BatchStats(batcher.BatchStats):
     frames: int = 0
-    largest: int = 0
+
+    @property
+    def streams(self) -> int:
+        """Streams answered."""
+        return self.items
+
+    def record(self, batch: Sequence[Request]) -> None:
+        super().record(batch)
+        self.frames += sum(len(frames) for frames, _ in batch)
 
 
-@dataclass
-class Batcher:
-    backend: SileroBackend
-    max_batch: int = 64
-    stats: BatchStats = field(default_factory=BatchStats)
-    _queue: deque[tuple[Request, asyncio.Future[Request]]] = field(default_factory=deque)
-    _worker: asyncio.Task[None] | None = None
+class Batcher(batcher.Batcher[Request, Request]):
+    stats: BatchStats
+
+    def __init__(self, backend: SileroBackend, max_batch: int = 64) -> None:
+        super().__init__(backend.run, max_batch, BatchStats())
+        self.backend = backend
 
     async def infer(self, frames: np.ndarray, state: np.ndarray) -> Request:
         """Speech probabilities of ``frames`` (T, 576) from ``state``; and the next state."""
         if not len(frames):
             return np.zeros(0, np.float32), state
-        future: asyncio.Future[Request] = asyncio.get_running_loop().create_future()
-        self._queue.append(((frames, state), future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        await asyncio.sleep(0)  # let the callers that are ready queue theirs first
-        while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            live = [(request, future) for request, future in batch if not future.cancelled()]
-            if not live:
-                continue
-            try:
-                answers = await asyncio.to_thread(self.backend.run, [r for r, _ in live])
-            except Exception as exc:  # noqa: BLE001 - every waiter hears it; the next batch goes on
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.stats.calls += 1
-            self.stats.streams += len(live)
-            self.stats.frames += sum(len(r[0]) for r, _ in live)
-            self.stats.largest = max(self.stats.largest, len(live))
-            for (_, future), answer in zip(live, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+        return await self.submit((frames, state))

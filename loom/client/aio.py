@@ -17,46 +17,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from loom.client.closing import AsyncClosing
 from loom.client.commands import Transport, command_stream
 from loom.client.core import COMMAND_STATUS, ClientCore, Command
 from loom.client.events import BatchResult, EventResult, FlushResult
-from loom.client.retry import RetryPolicy, arun
+from loom.client.retry import arun
 
 __all__ = ["AsyncLoomClient"]
 
 
-class AsyncLoomClient(ClientCore):
+class AsyncLoomClient(ClientCore[httpx.AsyncClient, httpx.AsyncBaseTransport], AsyncClosing):
     """The async twin of :class:`~loom.client.LoomClient` (same arguments), plus
     :meth:`commands` to receive remote commands."""
 
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        *,
-        device_id: str | None = None,
-        source: str | None = None,
-        queue_path: Path | str | None = None,
-        queue_max_events: int = 100_000,
-        timeout: float = 10.0,
-        max_batch: int = 500,
-        max_batch_bytes: int = 8 * 1024 * 1024,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            url, token, device_id=device_id, source=source, queue_path=queue_path,
-            queue_max_events=queue_max_events, timeout=timeout, max_batch=max_batch,
-            max_batch_bytes=max_batch_bytes, retry=retry,
-        )  # fmt: skip
-        self.http = httpx.AsyncClient(
-            base_url=self.url, headers=self.headers, timeout=timeout, transport=transport
+    def connect(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers=self.headers, timeout=self.timeout, transport=transport
         )
 
     async def send(
@@ -81,20 +61,6 @@ class AsyncLoomClient(ClientCore):
     async def send_batch(self, events: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Post many events in batched mode; see :meth:`LoomClient.send_batch`."""
         return await arun(self.batch_plan([self.complete(e) for e in events]), self.http)
-
-    def enqueue(
-        self,
-        type: str,
-        data: Any = None,
-        *,
-        id: str | None = None,
-        time: datetime | str | None = None,
-        source: str | None = None,
-    ) -> str:
-        """Write one event to the on-disk queue (nothing is sent); returns its id."""
-        event = self.event(type, data, id=id, time=time, source=source)
-        self.queue.put([event])
-        return str(event["id"])
 
     async def flush(self) -> FlushResult:
         """Send what the queue holds, oldest first."""
@@ -138,14 +104,3 @@ class AsyncLoomClient(ClientCore):
     async def aclose(self) -> None:
         await self.http.aclose()
         self.close_queue()
-
-    async def __aenter__(self) -> AsyncLoomClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

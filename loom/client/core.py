@@ -12,10 +12,11 @@ again (alone) with backoff; the others are final.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -29,6 +30,9 @@ __all__ = ["BATCH", "STRUCTURED", "ClientCore", "Command"]
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 COMMAND_STATUS = "device.response.command.status"
+
+HttpT = TypeVar("HttpT")
+TransportT = TypeVar("TransportT")
 
 
 class Command:
@@ -79,8 +83,12 @@ def _result(index: int, item: Mapping[str, Any], fallback_id: str) -> EventResul
     )
 
 
-class ClientCore:
-    """Settings and plans; the public clients add the I/O."""
+class ClientCore(ABC, Generic[HttpT, TransportT]):
+    """Settings, events, the queue and plans; the public clients add the I/O.
+
+    ``transport`` (for tests) is handed to :meth:`connect`, which opens the client's
+    ``http`` (an ``httpx.Client`` or ``httpx.AsyncClient``).
+    """
 
     def __init__(
         self,
@@ -95,6 +103,7 @@ class ClientCore:
         max_batch: int = 500,
         max_batch_bytes: int = 8 * 1024 * 1024,
         retry: RetryPolicy | None = None,
+        transport: TransportT | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ClientError(f"the ingest URL must start with http:// or https://, not {url!r}")
@@ -113,6 +122,12 @@ class ClientCore:
         self.queue_max_events = queue_max_events
         self._queue: EventQueue | None = None
         self.headers = {"authorization": f"Bearer {token}", "user-agent": "loom-client/1"}
+        self.http: HttpT = self.connect(transport)
+
+    @abstractmethod
+    def connect(self, transport: TransportT | None) -> HttpT:
+        """The HTTP client every exchange goes through (``base_url``, ``headers`` and
+        ``timeout`` from these settings)."""
 
     # ── events ───────────────────────────────────────────────────────────
 
@@ -144,6 +159,26 @@ class ClientCore:
         if isinstance(command, Command) and command.type and type == COMMAND_STATUS:
             body.setdefault("command_type", command.type)
         return self.event(type, body)
+
+    def enqueue(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Write one event to the on-disk queue (nothing is sent); returns its id."""
+        event = self.event(type, data, id=id, time=time, source=source)
+        self.queue.put([event])
+        return str(event["id"])
+
+    def enqueue_events(self, events: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Write CloudEvents to the on-disk queue, all or none; returns their ids."""
+        complete = [self.complete(e) for e in events]
+        self.queue.put(complete)
+        return [str(e["id"]) for e in complete]
 
     @property
     def queue(self) -> EventQueue:

@@ -22,11 +22,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
 
+from loom.client.closing import Closing
 from loom.client.errors import QueueFull
 
 __all__ = ["REJECTED_KEPT", "EventQueue", "Queued", "default_queue_path"]
@@ -73,7 +73,7 @@ class Queued:
     event: dict[str, Any]
 
 
-class EventQueue:
+class EventQueue(Closing):
     """A bounded FIFO of complete CloudEvents in one SQLite file."""
 
     def __init__(self, path: Path | str, *, max_events: int = 100_000) -> None:
@@ -189,14 +189,3 @@ class EventQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> EventQueue:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -156,8 +156,13 @@ def _request(call: Call) -> dict[str, Any]:
     return request
 
 
-def run(plan: Plan[T], http: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Carry ``plan`` out with a sync ``httpx.Client``."""
+async def _carry(
+    plan: Plan[T],
+    request: Callable[[Call], Awaitable[httpx.Response]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> T:
+    """Carry ``plan`` out: each :class:`Call` through ``request``, each :class:`Sleep`
+    through ``sleep``; a transport error is handed to the plan as its answer."""
     reply: Reply = None
     while True:
         try:
@@ -166,27 +171,39 @@ def run(plan: Plan[T], http: httpx.Client, sleep: Callable[[float], None] = time
             return done.value  # type: ignore[no-any-return]
         reply = None
         if isinstance(step, Sleep):
-            sleep(step.seconds)
+            await sleep(step.seconds)
             continue
         try:
-            reply = http.request(step.method, step.path, **_request(step))
+            reply = await request(step)
         except httpx.TransportError as exc:
             reply = exc
+
+
+def run(plan: Plan[T], http: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Carry ``plan`` out with a sync ``httpx.Client``.
+
+    The steps are those of :func:`arun`; here nothing they await ever suspends, so
+    the coroutine finishes in one ``send``, without an event loop."""
+
+    async def request(call: Call) -> httpx.Response:
+        return http.request(call.method, call.path, **_request(call))  # noqa: ASYNC212 - no loop runs it
+
+    async def pause(seconds: float) -> None:
+        sleep(seconds)
+
+    carried = _carry(plan, request, pause)
+    try:
+        carried.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    carried.close()
+    raise RuntimeError("a sync plan suspended: nothing run() awaits may yield to a loop")
 
 
 async def arun(plan: Plan[T], http: httpx.AsyncClient) -> T:
     """Carry ``plan`` out with an ``httpx.AsyncClient``."""
-    reply: Reply = None
-    while True:
-        try:
-            step = plan.send(reply)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        reply = None
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-            continue
-        try:
-            reply = await http.request(step.method, step.path, **_request(step))
-        except httpx.TransportError as exc:
-            reply = exc
+
+    def request(call: Call) -> Awaitable[httpx.Response]:
+        return http.request(call.method, call.path, **_request(call))
+
+    return await _carry(plan, request, asyncio.sleep)

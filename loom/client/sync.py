@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from loom.client.closing import Closing
 from loom.client.core import COMMAND_STATUS, ClientCore, Command
 from loom.client.events import BatchResult, EventResult, FlushResult
-from loom.client.retry import RetryPolicy, run
+from loom.client.retry import run
 
 __all__ = ["LoomClient"]
 
 
-class LoomClient(ClientCore):
+class LoomClient(ClientCore[httpx.Client, httpx.BaseTransport], Closing):
     """Sends CloudEvents to Loom's ingest, retrying what is worth retrying.
 
     ``url`` is ingest's base URL, ``token`` the device's token. ``device_id`` (when
@@ -34,30 +33,13 @@ class LoomClient(ClientCore):
     user cache dir, per URL and device; opened only when used), ``queue_max_events``
     its bound. ``timeout`` is per request in seconds; ``max_batch`` and
     ``max_batch_bytes`` cut large batches; ``retry`` says how hard to try.
+    ``transport`` replaces httpx's (for tests). Use it as a context manager, or
+    :meth:`close` it.
     """
 
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        *,
-        device_id: str | None = None,
-        source: str | None = None,
-        queue_path: Path | str | None = None,
-        queue_max_events: int = 100_000,
-        timeout: float = 10.0,
-        max_batch: int = 500,
-        max_batch_bytes: int = 8 * 1024 * 1024,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            url, token, device_id=device_id, source=source, queue_path=queue_path,
-            queue_max_events=queue_max_events, timeout=timeout, max_batch=max_batch,
-            max_batch_bytes=max_batch_bytes, retry=retry,
-        )  # fmt: skip
-        self.http = httpx.Client(
-            base_url=self.url, headers=self.headers, timeout=timeout, transport=transport
+    def connect(self, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers=self.headers, timeout=self.timeout, transport=transport
         )
 
     def send(
@@ -95,26 +77,6 @@ class LoomClient(ClientCore):
         """
         return run(self.batch_plan([self.complete(e) for e in events]), self.http)
 
-    def enqueue(
-        self,
-        type: str,
-        data: Any = None,
-        *,
-        id: str | None = None,
-        time: datetime | str | None = None,
-        source: str | None = None,
-    ) -> str:
-        """Write one event to the on-disk queue (nothing is sent); returns its id."""
-        event = self.event(type, data, id=id, time=time, source=source)
-        self.queue.put([event])
-        return str(event["id"])
-
-    def enqueue_events(self, events: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Write CloudEvents to the on-disk queue, all or none; returns their ids."""
-        complete = [self.complete(e) for e in events]
-        self.queue.put(complete)
-        return [str(e["id"]) for e in complete]
-
     def flush(self) -> FlushResult:
         """Send what the queue holds, oldest first (see :meth:`ClientCore.flush_plan`)."""
         return run(self.flush_plan(), self.http)
@@ -134,14 +96,3 @@ class LoomClient(ClientCore):
     def close(self) -> None:
         self.http.close()
         self.close_queue()
-
-    def __enter__(self) -> LoomClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

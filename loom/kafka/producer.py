@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -22,6 +22,9 @@ from loom.errors import ServiceError
 from loom.kafka.config import producer_config
 from loom.logging import get_logger
 from loom.settings import LoomSettings
+
+if TYPE_CHECKING:
+    from loom.events import KafkaRecord
 
 __all__ = [
     "AsyncProducer",
@@ -53,6 +56,11 @@ class OutgoingRecord:
     value: bytes
     key: bytes | str | None
     headers: Sequence[tuple[str, bytes]]
+
+    @classmethod
+    def binary(cls, topic: str, record: KafkaRecord) -> OutgoingRecord:
+        """A binary-mode CloudEvent (:func:`loom.events.to_kafka`) as a record for ``topic``."""
+        return cls(topic, record.value, record.key, list(record.headers.items()))
 
 
 class AsyncProducer:

@@ -99,8 +99,7 @@ class KafkaSink:
                             time=event.time, device_id=event.device_id,
                             extensions={**event.extensions, RECORDED_TIME: stamp})  # fmt: skip
             record = to_kafka(stamped.to_cloudevent(entry.schema_id))
-            records.append(OutgoingRecord(entry.topic(self._prefix), record.value, record.key,
-                                          list(record.headers.items())))  # fmt: skip
+            records.append(OutgoingRecord.binary(entry.topic(self._prefix), record))
         for error in await self._producer.send_many(records):
             if error is not None:
                 raise error

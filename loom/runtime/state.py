@@ -28,6 +28,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from loom.db.pool import open_pool
 from loom.runtime.invoke import Unavailable
 from loom.settings import LoomSettings, settings_for
 
@@ -171,20 +172,8 @@ async def open_state_store(
     settings: LoomSettings, function: str, *, max_connections: int = 4
 ) -> AsyncIterator[PostgresStateStore]:
     """A pool on LOOM_DATABASE_URL for ``function``'s state (migrated by `loom db migrate`)."""
-    pool = AsyncConnectionPool(
-        settings.database_url,
-        min_size=1,
-        max_size=max_connections,
-        timeout=10.0,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-        kwargs={"connect_timeout": 5, "autocommit": True},
-    )
-    await pool.open(wait=False)
-    try:
+    async with open_pool(settings.database_url, max_size=max_connections) as pool:
         yield PostgresStateStore(pool, function)
-    finally:
-        await pool.close()
 
 
 @dataclass(frozen=True)

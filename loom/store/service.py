@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from loom.catalog import Catalog, default_catalog
 from loom.db.migrate import migrate
+from loom.db.pool import open_pool
 from loom.logging import get_logger
 from loom.settings import LoomSettings, settings_for
 from loom.store.blobs import BlobStore, open_blob_store
@@ -50,36 +51,26 @@ async def open_store(
     tables = event_tables(catalog)
     if run_migrations:
         await asyncio.to_thread(migrate, config.database_url, backend=config.store_backend)
-    pool = AsyncConnectionPool(
-        config.database_url,
-        min_size=config.store_connections,
-        max_size=config.store_connections,
-        timeout=10.0,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-        # autocommit: each `conn.transaction()` is a real one (partitions, staging tables
-        # and each group commit commit on their own), never a savepoint of an implicit one
-        kwargs={"connect_timeout": 5, "autocommit": True},
-    )
-    await pool.open(wait=False)
-    blobs = open_blob_store(config.store_blob_url, config.store_s3_endpoint_url)
-    writer = GroupCommitWriter(
-        pool,
-        tables,
-        blobs,
-        max_rows=config.store_max_batch_rows,
-        connections=config.store_connections,
-        linger=config.store_linger_ms / 1000,
-        schema_versions={t.type: t.schema_version for t in catalog.stored()},
-    )
-    await writer.start()
-    log.info("store.started", tables=len(tables), backend=config.store_backend)
-    try:
-        yield Store(config, tables, pool, blobs, writer)
-    finally:
-        await writer.close()
-        await pool.close()
-        log.info("store.stopped", **vars(writer.stats))
+    async with open_pool(
+        config.database_url, min_size=config.store_connections, max_size=config.store_connections
+    ) as pool:
+        blobs = open_blob_store(config.store_blob_url, config.store_s3_endpoint_url)
+        writer = GroupCommitWriter(
+            pool,
+            tables,
+            blobs,
+            max_rows=config.store_max_batch_rows,
+            connections=config.store_connections,
+            linger=config.store_linger_ms / 1000,
+            schema_versions={t.type: t.schema_version for t in catalog.stored()},
+        )
+        await writer.start()
+        log.info("store.started", tables=len(tables), backend=config.store_backend)
+        try:
+            yield Store(config, tables, pool, blobs, writer)
+        finally:
+            await writer.close()
+            log.info("store.stopped", **vars(writer.stats))
 
 
 def maintain_periodically(
