@@ -119,7 +119,7 @@ def _knative(
 
 def _cronjob(
     name: str, args: list[str], schedule: str, o: ManifestOptions, *, why: str,
-    secret: str | None = None,
+    secret: str | None = None, deadline: int = 1800,
 ) -> CronJob:  # fmt: skip
     """``loom <args>`` on ``schedule``; ``secret`` (optional) adds its keys to the env."""
     labels = {"app.kubernetes.io/part-of": "loom", "app.kubernetes.io/name": name}
@@ -140,7 +140,7 @@ def _cronjob(
                 "metadata": {"labels": labels},
                 "spec": {
                     "backoffLimit": 2,
-                    "activeDeadlineSeconds": 1800,  # well before the next run is due
+                    "activeDeadlineSeconds": deadline,
                     "template": {
                         "metadata": {"labels": labels},
                         "spec": {"restartPolicy": "OnFailure", "containers": [job]},
@@ -152,7 +152,8 @@ def _cronjob(
 
 
 def _maintenance(o: ManifestOptions) -> CronJob:
-    """`loom db maintain` every hour: partitions ahead, retention, TimescaleDB policies."""
+    """`loom db maintain` every hour: partitions ahead, retention, TimescaleDB policies;
+    a run ends (1800 s) well before the next one is due."""
     return _cronjob("loom-db-maintain", ["db", "maintain"], o.maintain_schedule, o,
                     why="retention and partitions ahead of time for the event tables")  # fmt: skip
 
@@ -168,6 +169,9 @@ def _fetchers(registry: Registry, o: ManifestOptions) -> list[CronJob]:
             o,
             why=spec.description or "a scheduled fetcher",
             secret=f"loom-fetcher-{slug(spec.name)}",
+            # accounts run one after another, each cut off after LOOM_FETCH_TIMEOUT_SECONDS
+            # (900); a run still going when the next is due makes that one wait (Forbid)
+            deadline=3 * 3600,
         )
         for spec in sorted(registry.fetchers.values(), key=lambda s: s.name)
     ]

@@ -180,7 +180,8 @@ async def _run_account(
                 emitted += len(good)
                 batches += 1
     except Exception as exc:  # noqa: BLE001 — one account's failure must not stop the others
-        error = redact(f"{type(exc).__name__}: {exc}", account_secrets(account))[:2000]
+        text = f"{type(exc).__name__}: {exc}".replace("\x00", "")  # PostgreSQL text holds no NUL
+        error = redact(text, account_secrets(account))[:2000]
         wait = min(policy.fetch_backoff_seconds * 2**row.failures, policy.fetch_backoff_max_seconds)
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
         await cursors.failed(spec.name, key, error, retry_at)

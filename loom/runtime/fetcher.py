@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
@@ -168,7 +169,9 @@ def account_secrets(account: Any) -> list[str]:
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***`` (an error may quote a URL or a
-    server's echo of the login)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    server's echo of the login), as written and as URL- or form-encoded."""
+    forms = {form for secret in secrets for form in
+             (secret, quote(secret, safe=""), quote_plus(secret)) if form}  # fmt: skip
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text

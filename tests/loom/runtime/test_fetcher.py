@@ -176,3 +176,11 @@ def test_a_fetcher_must_produce_catalog_types() -> None:
     assert registry.fetcher("fetch").name == "fetch"
     with pytest.raises(GraphError, match=r"no fetcher 'nope' \(known: fetch\)"):
         registry.fetcher("nope")
+
+
+def test_redaction_covers_encoded_forms_of_a_secret() -> None:
+    from loom.runtime.fetcher import redact
+
+    secret = "p@ss w/rd"
+    text = f"GET https://ada:p%40ss%20w%2Frd@host/ failed; form p%40ss+w%2Frd; raw {secret}"
+    assert redact(text, [secret]) == "GET https://ada:***@host/ failed; form ***; raw ***"
