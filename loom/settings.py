@@ -109,6 +109,10 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         problems = []
         hidden = False
         for err in exc.errors():
+            if not err["loc"]:  # a check across fields: its input is every setting, secrets too
+                hidden = True
+                problems.append(str(err["msg"]))
+                continue
             field = "_".join(str(part) for part in err["loc"][:1])
             name = prefix + field.upper()
             info = cls.model_fields.get(field)

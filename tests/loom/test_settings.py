@@ -85,3 +85,25 @@ def test_a_list_setting_that_is_not_json_is_a_clear_error_without_its_value(
         load_settings(WithAccounts)
     assert str(caught.value) == "invalid settings:\n  LOOM_THINGS_ACCOUNTS: not valid JSON"
     assert "hunter2" not in repr(caught.value.__cause__)
+
+
+def test_a_check_across_settings_never_prints_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import model_validator
+
+    class Windowed(LoomSettings):
+        window: float = 5.0
+        hop: float = 2.5
+
+        @model_validator(mode="after")
+        def _hop_fits(self) -> Windowed:
+            if self.hop > self.window:
+                raise ValueError("LOOM_HOP must not exceed LOOM_WINDOW")
+            return self
+
+    monkeypatch.setenv("LOOM_DATABASE_URL", "postgresql://loom:s3cret-pw@db/loom")
+    monkeypatch.setenv("LOOM_HOP", "9")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(Windowed)
+    assert "LOOM_HOP must not exceed LOOM_WINDOW" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value)
+    assert caught.value.__cause__ is None
