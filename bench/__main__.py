@@ -28,6 +28,7 @@ BENCHES = [
     "embed",
     "georegion",
     "motion_e2e",
+    "stt_gpu",
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
 

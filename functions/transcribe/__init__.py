@@ -1,0 +1,1 @@
+"""``transcribe``: words with their times for each speech segment (the stt model server)."""
