@@ -4,15 +4,16 @@ A row is one item a device is to receive: a command the admin issued, or another
 device's sync broadcast. It is ``queued`` until first sent, ``delivered`` once sent,
 ``acked`` once the device confirmed receipt, ``succeeded`` or ``failed`` once the device
 answered, or ``expired`` when it was still waiting after its type's catalog retention.
-Devices receive their items in ``sequence`` order. Every statement here runs on a
-connection the caller opened (and in its transaction); what to do when the database is
-down is the caller's business.
+Devices receive their items in ``sequence`` order. An item of a dangerous type that
+is disabled for the device while it waits is ``failed`` instead of delivered. Every
+statement here runs on a connection the caller opened (and in its transaction); what to
+do when the database is down is the caller's business.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from loom.events import PARTITION_KEY, RECORDED_TIME, CloudEvent, make_event
 __all__ = [
     "COMMAND_PREFIX",
     "COMMAND_SOURCE",
+    "DISABLED",
     "NOTIFY_CHANNEL",
     "WAITING",
     "Command",
@@ -37,6 +39,7 @@ __all__ = [
     "command_types",
     "enqueue",
     "existing",
+    "fail_disabled",
     "get",
     "mark_delivered",
     "new_command_id",
@@ -50,6 +53,7 @@ WAITING = ("queued", "delivered")  # the device has not confirmed these yet
 COMMAND_PREFIX = "device.command."
 COMMAND_SOURCE = "/loom/commands"  # the CloudEvent source of commands the admin issued
 NOTIFY_CHANNEL = "loom_device_commands"  # the migration's trigger NOTIFYs it with the device id
+DISABLED = "command_disabled"  # the `code` in the result of an item failed as disabled
 
 _COLUMNS = (
     "command_id, device_id, sequence, type, source, data, issued_by, issued_at, expires_at,"
@@ -93,6 +97,12 @@ class Command(BaseModel):
             PARTITION_KEY: self.device_id,
             "data": self.data,
         }
+
+    @property
+    def withdrawn(self) -> bool:
+        """Loom settled it before the device acknowledged it (expired, or failed because
+        its type was disabled): the device is not to run it."""
+        return self.acked_at is None and self.status in ("expired", "failed")
 
     def frame(self) -> dict[str, Any]:
         """What the WebSocket sends and the long-poll answers for this command."""
@@ -175,14 +185,48 @@ async def _expire(conn: AsyncConnection[Any], device_id: str) -> None:
     )
 
 
-async def waiting(conn: AsyncConnection[Any], device_id: str, limit: int) -> list[Command]:
-    """The device's next ``limit`` unconfirmed items in order, after expiring stale ones."""
+async def fail_disabled(
+    conn: AsyncConnection[Any], device_id: str, dangerous: Sequence[str]
+) -> list[str]:
+    """Mark what waits of the ``dangerous`` types not enabled for the device (now) failed,
+    with the reason as its result: it is never delivered (again). Returns their ids."""
+    if not dangerous:
+        return []
+    cur = await conn.execute(
+        "UPDATE device_commands c SET status = 'failed', result = jsonb_build_object("
+        " 'code', %(code)s::text, 'message', c.type || ' was disabled for this device before"
+        " the device acknowledged it; it is not delivered')"
+        " FROM devices d WHERE d.device_id = c.device_id AND c.device_id = %(d)s"
+        " AND c.status IN ('queued', 'delivered') AND c.type = ANY(%(types)s)"
+        " AND c.type <> ALL(d.allowed_commands) RETURNING c.sequence, c.command_id",
+        {"code": DISABLED, "d": device_id, "types": list(dangerous)},
+    )
+    return [command_id for _, command_id in sorted(await cur.fetchall())]
+
+
+async def waiting(
+    conn: AsyncConnection[Any],
+    device_id: str,
+    limit: int,
+    *,
+    max_bytes: int,
+    dangerous: Sequence[str],
+) -> list[Command]:
+    """The device's next unconfirmed items in order: at most ``limit``, and no more once
+    their data passes ``max_bytes`` (one at least, however large). Items past their
+    retention are expired first, and those of ``dangerous`` types no longer enabled for
+    the device failed (:func:`fail_disabled`)."""
     await _expire(conn, device_id)
+    await fail_disabled(conn, device_id, dangerous)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = %s"
-        " AND status IN ('queued', 'delivered') ORDER BY sequence LIMIT %s",
-        (device_id, limit),
+        "WITH next AS (SELECT sequence, row_number() OVER w AS n, sum(size_bytes) OVER w AS total"
+        " FROM (SELECT sequence, size_bytes FROM device_commands WHERE device_id = %(d)s"
+        " AND status IN ('queued', 'delivered') ORDER BY sequence LIMIT %(limit)s) head"
+        " WINDOW w AS (ORDER BY sequence))"
+        f" SELECT {_COLUMNS} FROM device_commands WHERE device_id = %(d)s AND sequence IN"
+        " (SELECT sequence FROM next WHERE n = 1 OR total <= %(bytes)s) ORDER BY sequence",
+        {"d": device_id, "limit": limit, "bytes": max_bytes},
     )
     return [Command(**row) for row in await cur.fetchall()]
 
@@ -200,17 +244,21 @@ async def mark_delivered(conn: AsyncConnection[Any], device_id: str, ids: list[s
 
 async def ack(conn: AsyncConnection[Any], device_id: str, command_id: str) -> Command | None:
     """The device confirmed receipt; None if it has no such command. Acking again (or
-    after the answer) changes nothing but the first ack's time staying as it was."""
+    after the answer) changes nothing but the first ack's time staying as it was, and an
+    item Loom settled before the ack (:attr:`Command.withdrawn`: expired, or failed as
+    disabled) stays as it is."""
+    await _expire(conn, device_id)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "UPDATE device_commands SET acked_at = coalesce(acked_at, now()),"
-        " status = CASE WHEN status IN ('queued', 'delivered', 'expired') THEN 'acked'"
-        " ELSE status END"
-        f" WHERE device_id = %s AND command_id = %s RETURNING {_COLUMNS}",
+        " status = CASE WHEN status IN ('queued', 'delivered') THEN 'acked' ELSE status END"
+        " WHERE device_id = %s AND command_id = %s"
+        " AND NOT (status IN ('expired', 'failed') AND acked_at IS NULL)"
+        f" RETURNING {_COLUMNS}",
         (device_id, command_id),
     )
     row = await cur.fetchone()
-    return Command(**row) if row else None
+    return Command(**row) if row else await get(conn, device_id, command_id)
 
 
 async def get(conn: AsyncConnection[Any], device_id: str, command_id: str) -> Command | None:
@@ -230,18 +278,32 @@ async def page(
     statuses: list[str] | None = None,
     before: int | None = None,
     limit: int = 50,
-) -> list[Command]:
-    """The device's items newest first (``sequence`` below ``before``, of ``statuses``)."""
+    max_bytes: int,
+) -> tuple[list[Command], bool]:
+    """The device's items newest first (``sequence`` below ``before``, of ``statuses``):
+    at most ``limit``, and no more once their data and answers pass ``max_bytes`` (one at
+    least); and whether older ones are left."""
     await _expire(conn, device_id)
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = %(d)s"
+    cur = await conn.execute(
+        "SELECT sequence, row_number() OVER w <= %(limit)s"
+        " AND (row_number() OVER w = 1 OR sum(size_bytes) OVER w <= %(bytes)s)"
+        " FROM (SELECT sequence, size_bytes FROM device_commands WHERE device_id = %(d)s"
         " AND (%(before)s::bigint IS NULL OR sequence < %(before)s)"
         " AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))"
-        " ORDER BY sequence DESC LIMIT %(limit)s",
-        {"d": device_id, "before": before, "statuses": statuses or None, "limit": limit},
+        " ORDER BY sequence DESC LIMIT %(limit)s + 1) head"
+        " WINDOW w AS (ORDER BY sequence DESC) ORDER BY sequence DESC",
+        {"d": device_id, "before": before, "statuses": statuses or None, "limit": limit,
+         "bytes": max_bytes},
+    )  # fmt: skip
+    heads = await cur.fetchall()
+    kept = [sequence for sequence, keep in heads if keep]
+    rows = conn.cursor(row_factory=dict_row)
+    await rows.execute(
+        f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = %s AND sequence = ANY(%s)"
+        " ORDER BY sequence DESC",
+        (device_id, kept),
     )
-    return [Command(**row) for row in await cur.fetchall()]
+    return [Command(**row) for row in await rows.fetchall()], len(kept) < len(heads)
 
 
 async def record_response(
@@ -256,17 +318,18 @@ async def record_response(
     """Write a device's answer into its command's row.
 
     ``final`` is the outcome, or None for progress (received, running, part of the
-    output): progress marks the command acked. An answer never replaces a later one
-    (by ``responded_at``) unless it is the first outcome, and progress never replaces an
-    outcome, so the same answer delivered twice, or answers delivered out of order, leave
-    the row as it should be.
+    output): progress marks the command acked, but leaves an expired one expired. An
+    answer never replaces a later one (by ``responded_at``) unless it is the first
+    outcome, and progress never replaces an outcome, so the same answer delivered twice,
+    or answers delivered out of order, leave the row as it should be.
     Only the device the command was for can answer it.
     """
     cur = await conn.execute(
         "UPDATE device_commands SET"
         " status = CASE WHEN %(final)s::text IS NOT NULL THEN %(final)s::text"
-        " WHEN status IN ('queued', 'delivered', 'expired') THEN 'acked' ELSE status END,"
-        " acked_at = coalesce(acked_at, now()), result = %(result)s, responded_at = %(at)s"
+        " WHEN status IN ('queued', 'delivered') THEN 'acked' ELSE status END,"
+        " acked_at = CASE WHEN %(final)s::text IS NULL AND status = 'expired' THEN acked_at"
+        " ELSE coalesce(acked_at, now()) END, result = %(result)s, responded_at = %(at)s"
         " WHERE device_id = %(d)s AND command_id = %(id)s"
         " AND (responded_at IS NULL OR responded_at <= %(at)s"
         " OR (%(final)s::text IS NOT NULL AND status NOT IN ('succeeded', 'failed')))"

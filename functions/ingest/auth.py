@@ -2,8 +2,8 @@
 
 Tokens are 256-bit random secrets shown once; only their SHA-256 is stored. Checked
 tokens are cached for ``ingest_token_cache_seconds`` so the hot path does not ask
-PostgreSQL on every event; revoking a device clears its entries at once here and
-within that time on other replicas.
+PostgreSQL on every event; revoking a device clears its entries at once here, on other
+replicas as soon as PostgreSQL NOTIFY tells them, and within that time at the latest.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class TokenStore:
         self._ttl = cache_seconds
         self._retry_after = retry_after
         self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._forgotten = 0  # counts forget_*: a check that began before one is not cached
 
     async def principal(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -97,6 +98,7 @@ class TokenStore:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
+        forgotten = self._forgotten
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
@@ -115,10 +117,17 @@ class TokenStore:
             self._cache.pop(digest, None)
             raise Unauthorized("unknown or revoked token")
         principal = Principal(kind=row[0], device_id=row[1], label=row[2])
-        self._cache[digest] = (now + self._ttl, principal)
+        if forgotten == self._forgotten:  # else it may have read a token revoked meanwhile
+            self._cache[digest] = (now + self._ttl, principal)
         return principal
 
     def forget_device(self, device_id: str) -> None:
+        """The device's tokens are checked against the database again from now on."""
+        self._forgotten += 1
         for digest, (_, principal) in list(self._cache.items()):
             if principal.device_id == device_id:
                 del self._cache[digest]
+
+    def forget_all(self) -> None:
+        self._forgotten += 1
+        self._cache.clear()

@@ -1,9 +1,16 @@
 """``WebSocket /devices/{device_id}/commands/stream``: a device's commands, one at a time.
 
-The device connects with its own token (``Authorization: Bearer …`` or ``?token=``);
-any other token is refused with close code 1008. The server sends
+The device connects with its own token (``Authorization: Bearer …``, or ``?token=``
+where headers cannot be set: a query string may end up in proxies' access logs); any
+other token is refused with close code 1008. The token is checked again before every
+command sent and on every turn of the loop, so an open connection closes with 1008 (after
+an ``{"type": "error", "detail"}`` frame) once its token is revoked or the device
+deleted: at once by PostgreSQL NOTIFY on any replica, within
+``ingest_token_cache_seconds`` at the latest. The server sends
 ``{"type": "command", "command_id", "sequence", "event"}`` (``event``: the command as a
-structured-mode CloudEvent) and the device answers ``{"type": "ack", "command_id"}``.
+structured-mode CloudEvent; one command per frame) and the device answers
+``{"type": "ack", "command_id"}`` (an ack naming an unknown command, or one that expired
+or was disabled before it, is answered ``{"type": "error", "command_id", "detail"}``).
 Commands go strictly in sequence order with one unacknowledged at a time: the next is
 sent once the current one is acked; an unacked one is sent again after
 ``ingest_command_ack_timeout_seconds`` and on every new connection (at least once).
@@ -25,7 +32,13 @@ import orjson
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from functions.ingest.commands import device_only
-from functions.ingest.problems import IngestError, ServiceUnavailable, problem
+from functions.ingest.problems import (
+    Forbidden,
+    IngestError,
+    ServiceUnavailable,
+    Unauthorized,
+    problem,
+)
 from functions.ingest.state import IngestState, log
 
 __all__ = ["add_command_stream"]
@@ -38,14 +51,29 @@ class _BadFrame(ValueError):
     """What the device sent is not a frame of this protocol."""
 
 
+class _Revoked(Exception):
+    """The connection's token no longer speaks for the device (revoked, device deleted)."""
+
+
 class _Connection:
     """One device's socket: sends serialised (two tasks send), frames parsed."""
 
-    def __init__(self, websocket: WebSocket, state: IngestState, device_id: str) -> None:
+    def __init__(
+        self, websocket: WebSocket, state: IngestState, device_id: str, auth: str | None
+    ) -> None:
         self.websocket = websocket
         self.state = state
         self.device_id = device_id
+        self.auth = auth
         self._sending = asyncio.Lock()
+
+    async def authorised(self) -> None:
+        """Raise :class:`_Revoked` unless the token still speaks for the device (a cached
+        check, forgotten at once when the device's tokens are revoked)."""
+        try:
+            device_only(await self.state.tokens.principal(self.auth), self.device_id)
+        except (Unauthorized, Forbidden) as exc:
+            raise _Revoked(exc.detail) from None
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._sending:
@@ -60,6 +88,7 @@ class _Connection:
         in_flight: tuple[str, float] | None = None  # command id, when to send it again
         while True:
             wake.clear()
+            await self.authorised()  # every turn, and so before anything is sent
             waiting = await commands.waiting(self.device_id, 1)
             now = loop.time()
             timeout = settings.ingest_command_poll_seconds
@@ -84,11 +113,12 @@ class _Connection:
                 await self.send({"type": "pong"})
                 continue
             command_id = frame["command_id"]
+            await self.authorised()
             acked = await self.state.commands.ack(self.device_id, command_id, CHANNEL)
-            if acked is None:
-                detail = f"no command {command_id!r} for this device"
+            if acked is None or acked.detail is not None:
+                detail = acked.detail if acked else f"no command {command_id!r} for this device"
                 await self.send({"type": "error", "command_id": command_id, "detail": detail})
-            else:
+            if acked is not None:
                 wake.set()
 
 
@@ -122,13 +152,16 @@ def add_command_stream(app: FastAPI) -> None:
         await websocket.accept()
         state.metrics.websocket_connections.inc()
         state.metrics.websocket_open.inc()
-        connection = _Connection(websocket, state, device_id)
+        connection = _Connection(websocket, state, device_id, auth)
         log.info("ingest.command_stream_opened", device_id=device_id)
         try:
             with state.notifier.subscribe(device_id) as wake:
                 await _until_first_ends(connection.deliver(wake), connection.read(wake))
         except _BadFrame as exc:
             await _close(connection, INVALID_DATA, {"type": "error", "detail": str(exc)})
+        except _Revoked as exc:
+            log.info("ingest.command_stream_revoked", device_id=device_id)
+            await _close(connection, POLICY, {"type": "error", "detail": str(exc)})
         except ServiceUnavailable as exc:
             await _close(connection, TRY_AGAIN, {**problem(exc), "type": "error"})
         except IngestError as exc:  # e.g. an ack naming a command id the database cannot hold

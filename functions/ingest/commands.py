@@ -5,7 +5,11 @@ connections take it (waiting items, deliveries, acks).
 Issuing writes the row in a transaction, produces the command's CloudEvent to its type's
 topic (the record, replayable), and commits only once the broker has it: with Kafka down
 the answer is 503 and no row is left. The device's queue counter stays locked meanwhile,
-so one device's commands are committed in the order of their sequence numbers.
+so one device's commands are committed in the order of their sequence numbers. That
+transaction runs on a small pool of its own: a slow broker holds those connections (for
+at most the producer's delivery timeout), never the ones that take events and check
+tokens; an issue that cannot get one, or waits too long for the device's counter,
+answers 503 at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Literal
 import orjson
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.errors import LockNotAvailable
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,6 +96,11 @@ class AllowedIn(BaseModel):
 class Allowed(BaseModel):
     device_id: str
     allowed: list[str] = Field(description="The dangerous command types enabled for it.")
+    failed_commands: list[str] = Field(
+        default_factory=list,
+        description="Commands of the types now disabled that were still waiting: failed "
+        "(the reason is their result), never delivered again.",
+    )
 
 
 class CommandFrame(BaseModel):
@@ -107,7 +117,12 @@ class CommandBatch(BaseModel):
 class Acked(BaseModel):
     command_id: str
     status: queue.Status
-    acked_at: datetime | None
+    acked_at: datetime | None = Field(description="Null when the ack changed nothing.")
+    detail: str | None = Field(
+        default=None,
+        description="Why the ack changed nothing: the command expired, or its type was "
+        "disabled, before the device acknowledged it (it is not to be run).",
+    )
 
 
 def device_only(principal: Principal, device_id: str) -> None:
@@ -126,25 +141,38 @@ class CommandService:
         catalog: Catalog,
         metrics: IngestMetrics,
         *,
+        issue_pool: AsyncConnectionPool,
         topic_prefix: str,
         retry_after: int,
+        issue_wait: float,
+        max_bytes: int,
     ) -> None:
         self._pool = pool
+        self._issue_pool = issue_pool
         self._producer = producer
         self._catalog = catalog
         self._metrics = metrics
         self._prefix = topic_prefix
         self._retry_after = retry_after
+        self._lock_timeout = f"{round(issue_wait * 1000)}ms"
+        self.max_bytes = max_bytes
         self.dangerous = sorted(t.type for t in queue.command_types(catalog) if t.dangerous)
 
     @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _conn(
+        self, pool: AsyncConnectionPool | None = None, busy: str = "database unavailable"
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection of ``pool`` in a transaction; 503 saying ``busy`` when none comes in
+        the pool's time, or a lock is not had within ``lock_timeout``."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with (pool or self._pool).connection() as conn, conn.transaction():
                 yield conn
         except psycopg.DataError as exc:  # e.g. a NUL character, which PostgreSQL cannot store
             raise BadRequest(f"the database cannot store this value: {exc}") from exc
-        except (PoolTimeout, psycopg.OperationalError, psycopg.InternalError) as exc:
+        except (PoolTimeout, LockNotAvailable) as exc:
+            log.warning("commands.busy", error=str(exc), busy=busy)
+            raise ServiceUnavailable(busy, retry_after=self._retry_after) from exc
+        except (psycopg.OperationalError, psycopg.InternalError) as exc:
             log.warning("commands.database_unavailable", error=str(exc))
             raise ServiceUnavailable("database unavailable", retry_after=self._retry_after) from exc
 
@@ -157,7 +185,11 @@ class CommandService:
         issued_by = principal.label or "admin"
         command_id = queue.new_command_id()
         data = self._data(event_type, device_id, body.data, command_id, issued_by)
-        async with self._conn() as conn:
+        busy = (f"commands for device {device_id!r} are still waiting for Kafka (or the "
+                "database); retry")  # fmt: skip
+        async with self._conn(self._issue_pool, busy) as conn:
+            # the device's counter may be held by a command that waits for a slow broker
+            await conn.execute("SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout,))
             allowed = await self._allowed(conn, device_id)
             if event_type.dangerous and event_type.type not in allowed:
                 self._metrics.commands.labels(event_type.type, "forbidden").inc()
@@ -216,7 +248,8 @@ class CommandService:
         return list(row[0])
 
     async def allow(self, device_id: str, types: list[str]) -> Allowed:
-        """Enable exactly ``types`` (dangerous command types) for the device."""
+        """Enable exactly ``types`` (dangerous command types) for the device; what still
+        waits of the others is failed (never delivered)."""
         wrong = sorted(set(types) - set(self.dangerous))
         if wrong:
             raise InvalidData(
@@ -232,10 +265,11 @@ class CommandService:
                 (sorted(set(types)), device_id),
             )
             row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"no device {device_id!r} (or it was deleted)")
-        log.info("commands.allowed", device_id=device_id, allowed=row[0])
-        return Allowed(device_id=device_id, allowed=list(row[0]))
+            if row is None:
+                raise NotFound(f"no device {device_id!r} (or it was deleted)")
+            failed = await queue.fail_disabled(conn, device_id, self.dangerous)
+        log.info("commands.allowed", device_id=device_id, allowed=row[0], failed=failed)
+        return Allowed(device_id=device_id, allowed=list(row[0]), failed_commands=failed)
 
     async def page(
         self, device_id: str, statuses: list[str] | None, cursor: str | None, limit: int
@@ -249,8 +283,8 @@ class CommandService:
             found = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
             if await found.fetchone() is None:
                 raise NotFound(f"no device {device_id!r}")
-            items = await queue.page(conn, device_id, statuses=statuses, before=before, limit=limit)
-        more = len(items) == limit and items[-1].sequence > 1
+            items, more = await queue.page(conn, device_id, statuses=statuses, before=before,
+                                           limit=limit, max_bytes=self.max_bytes)  # fmt: skip
         return CommandPage(items=items, next_cursor=str(items[-1].sequence) if more else None)
 
     async def get(self, device_id: str, command_id: str) -> Command:
@@ -262,17 +296,32 @@ class CommandService:
 
     # ── the device's side ──────────────────────────────────────────────────
     async def waiting(self, device_id: str, limit: int) -> list[Command]:
+        """What the device is to receive next: up to ``limit`` commands, no more once past
+        ``max_bytes`` (one at least)."""
         async with self._conn() as conn:
-            return await queue.waiting(conn, device_id, limit)
+            return await queue.waiting(conn, device_id, limit, max_bytes=self.max_bytes,
+                                       dangerous=self.dangerous)  # fmt: skip
 
     async def delivered(self, device_id: str, commands: list[Command], channel: str) -> None:
         async with self._conn() as conn:
             await queue.mark_delivered(conn, device_id, [c.command_id for c in commands])
         self._metrics.command_deliveries.labels(channel).inc(len(commands))
 
-    async def ack(self, device_id: str, command_id: str, channel: str) -> Command | None:
+    async def ack(self, device_id: str, command_id: str, channel: str) -> Acked | None:
+        """The device has the command; None if it has no such command. One that expired, or
+        was failed as disabled, before this ack stays so, and ``detail`` says why."""
         async with self._conn() as conn:
             command = await queue.ack(conn, device_id, command_id)
-        if command is not None:
+        if command is None:
+            return None
+        detail = None
+        if command.withdrawn:
+            why = "expired" if command.status == "expired" else "its type was disabled"
+            detail = (f"command {command_id!r} was not acked: {why} before the device "
+                      "acknowledged it; do not run it")  # fmt: skip
+            log.info("commands.ack_too_late", command_id=command_id, device_id=device_id,
+                     status=command.status)  # fmt: skip
+        else:
             self._metrics.command_acks.labels(channel).inc()
-        return command
+        return Acked(command_id=command.command_id, status=command.status,
+                     acked_at=command.acked_at, detail=detail)  # fmt: skip

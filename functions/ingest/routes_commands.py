@@ -114,15 +114,18 @@ def add_command_routes(app: FastAPI, state: IngestState) -> None:
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> Any:
         """Long-poll (the device's own token): the device's unacknowledged commands in
-        order, up to `limit`, as soon as there are any; 204 after `wait` seconds (at most
-        LOOM_INGEST_COMMAND_MAX_WAIT_SECONDS) without. A command comes again until acked."""
-        state = await _device(request, device_id)
+        order, up to `limit` and LOOM_INGEST_COMMAND_RESPONSE_MAX_BYTES (one at least), as
+        soon as there are any; 204 after `wait` seconds (at most
+        LOOM_INGEST_COMMAND_MAX_WAIT_SECONDS) without. A command comes again until acked.
+        A token revoked while waiting (rotated, device deleted) is answered 401."""
+        state = ingest_state(request)
         loop = asyncio.get_running_loop()
         settings = state.settings
         deadline = loop.time() + min(wait, settings.ingest_command_max_wait_seconds)
         with state.notifier.subscribe(device_id) as wake:
             while True:
                 wake.clear()
+                await _device(request, device_id)  # every turn: a revocation wakes it
                 commands = await state.commands.waiting(device_id, limit)
                 if commands:
                     await state.commands.delivered(device_id, commands, "longpoll")
@@ -145,12 +148,13 @@ def add_command_routes(app: FastAPI, state: IngestState) -> None:
     @router.post("/{command_id}/ack", response_model=Acked,
                  responses=_errors("503", **_DEVICE, **{"404": "No such command."}))  # fmt: skip
     async def ack_command(device_id: DeviceId, command_id: CommandId, request: Request) -> Acked:
-        """The device has the command (its own token); it is not delivered again."""
+        """The device has the command (its own token); it is not delivered again. A command
+        that expired, or whose type was disabled, before the ack stays as it is: the answer
+        has its status, no `acked_at`, and a `detail` saying why."""
         state = await _device(request, device_id)
-        command = await state.commands.ack(device_id, command_id, "longpoll")
-        if command is None:
+        acked = await state.commands.ack(device_id, command_id, "longpoll")
+        if acked is None:
             raise NotFound(f"no command {command_id!r} for device {device_id!r}")
-        return Acked(command_id=command.command_id, status=command.status,
-                     acked_at=command.acked_at)  # fmt: skip
+        return acked
 
     app.include_router(router)

@@ -82,16 +82,18 @@ def add_device_routes(app: FastAPI) -> None:
 
     @router.delete("/{device_id}", response_model=Device, responses=_NOT_FOUND)
     async def delete_device(device_id: DeviceId, state: Admin) -> Device:
-        """Soft delete: the device's token stops working; its data stays."""
+        """Soft delete: the device's token stops working (its open command connections
+        close); its data stays."""
         device = await state.devices.soft_delete(device_id)
-        state.tokens.forget_device(device_id)
+        state.revoked(device_id)  # other replicas hear of it by NOTIFY
         return device
 
     @router.post("/{device_id}/token", response_model=RegisteredDevice, responses=_NOT_FOUND)
     async def rotate_device_token(device_id: DeviceId, state: Admin) -> RegisteredDevice:
-        """Revoke the device's token and issue a new one (shown this once)."""
+        """Revoke the device's token and issue a new one (shown this once); connections
+        open with the old one close."""
         device = await state.devices.rotate_token(device_id)
-        state.tokens.forget_device(device_id)
+        state.revoked(device_id)
         return device
 
     app.include_router(router)

@@ -76,3 +76,26 @@ class IngestSettings(LoomSettings):
         le=600,
         description="Longest `wait` of GET /devices/{id}/commands/next (long-poll).",
     )
+    ingest_command_response_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Most bytes of command data one answer carries: a long-poll batch or a "
+        "page of the command audit stops before passing it (one command at least, however "
+        "large); the WebSocket sends one command per frame.",
+    )
+    ingest_command_connections: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Connections for issuing commands, apart from those that take events "
+        "and check tokens: a command holds one while Kafka takes its record, so a slow "
+        "broker never starves ingestion.",
+    )
+    ingest_command_issue_wait_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long issuing a command waits for one of its connections, or for "
+        "the device's queue while another command for it is being issued, before 503.",
+    )

@@ -53,11 +53,19 @@ class IngestState:
         self.devices = DeviceRegistry(self.pool, s.ingest_retry_after_seconds)
         self.activity = ActivityTracker(self.pool)
         self.limiter = RateLimiter(s.ingest_rate_limit_per_device)
-        self.commands = CommandService(
-            self.pool, self.producer, self.catalog, self.metrics,
-            topic_prefix=s.kafka_topic_prefix, retry_after=s.ingest_retry_after_seconds,
+        # issuing a command holds a connection while Kafka takes its record: a pool apart
+        self.command_pool = AsyncConnectionPool(
+            s.database_url, min_size=0, max_size=s.ingest_command_connections,
+            timeout=s.ingest_command_issue_wait_seconds, open=False,
+            check=AsyncConnectionPool.check_connection, kwargs={"connect_timeout": 3},
         )  # fmt: skip
-        self.notifier = CommandNotifier(s.database_url)
+        self.commands = CommandService(
+            self.pool, self.producer, self.catalog, self.metrics, issue_pool=self.command_pool,
+            topic_prefix=s.kafka_topic_prefix, retry_after=s.ingest_retry_after_seconds,
+            issue_wait=s.ingest_command_issue_wait_seconds,
+            max_bytes=s.ingest_command_response_max_bytes,
+        )  # fmt: skip
+        self.notifier = CommandNotifier(s.database_url, on_revoked=self._forget)
         self.largest_event = max(t.max_bytes for t in self.catalog.ingestable()) + 64 * 1024
 
     # ── lifecycle ──────────────────────────────────────────────────────────
@@ -66,6 +74,7 @@ class IngestState:
         self.producer.start()
         await self.pool.open(wait=False)
         await self.read_pool.open(wait=False)
+        await self.command_pool.open(wait=False)
         self._migrator = asyncio.create_task(self._migrate_until_done(), name="migrate")
         self.activity.start()
         self.notifier.start()
@@ -81,6 +90,7 @@ class IngestState:
         if left:
             log.error("ingest.undelivered_at_shutdown", count=left)
         await self.read_pool.close()
+        await self.command_pool.close()
         await self.pool.close()
 
     async def _migrate_until_done(self) -> None:
@@ -108,6 +118,19 @@ class IngestState:
     # ── auth and delivery ──────────────────────────────────────────────────
     async def principal(self, request: Request) -> Principal:
         return await self.tokens.principal(request.headers.get("authorization"))
+
+    def revoked(self, device_id: str) -> None:
+        """The device's tokens were revoked here (rotated, or the device deleted): forget
+        their checks and wake its command connections, which check their token again and
+        close. Other replicas hear of it by NOTIFY (:mod:`.command_notify`)."""
+        self._forget(device_id)
+        self.notifier.wake(device_id)
+
+    def _forget(self, device_id: str | None) -> None:
+        if device_id is None:
+            self.tokens.forget_all()
+        else:
+            self.tokens.forget_device(device_id)
 
     def rejected(self, exc: Exception, item: Any, status: int) -> None:
         """Count and log an event refused before it reached Kafka."""

@@ -10,7 +10,6 @@ PostgreSQL NOTIFY.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -24,103 +23,36 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
 
 from functions.commands.handler import handle as record_answer
 from functions.ingest import IngestSettings, create_app
 from functions.sync.handler import handle as fan_out
-from loom.events import from_kafka
-from loom.runtime.event import Event
 from loom.services._process import free_port
 from loom.settings import LoomSettings
 from loom.testing import FunctionHarness
-from tests.integration.ingest_helpers import (
-    assert_problem,
-    consume_all,
-    post_structured,
-    register,
-    running_server,
+from tests.integration.command_helpers import (
+    ACK_TIMEOUT,
+    ack,
+    audit,
+    bearer,
+    from_topic,
+    function_settings,
+    issue,
+    issued,
+    nothing_comes,
+    post_answer,
+    receive,
+    running_replica,
+    stream,
 )
-
-ACK_TIMEOUT = 3.0
+from tests.integration.ingest_helpers import assert_problem, consume_all, post_structured, register
 
 
 @pytest.fixture(scope="module")
 def replica(ingest_settings: IngestSettings) -> Iterator[str]:
     """A second ingest replica: acks time out after 3 s, its own poll waits a minute."""
-    settings = ingest_settings.model_copy(update={
-        "ingest_command_ack_timeout_seconds": ACK_TIMEOUT, "ingest_command_poll_seconds": 60.0,
-    })  # fmt: skip
-    with running_server(settings) as url:
+    with running_replica(ingest_settings) as url:
         yield url
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-def issue(client: TestClient, admin: str, device_id: str, type_: str = "device.command.app.launch",
-          **data: Any) -> httpx.Response:  # fmt: skip
-    data = data or {"app_identifier": "com.apple.Safari"}
-    return client.post(f"/devices/{device_id}/commands", json={"type": type_, "data": data},
-                       headers=_auth(admin))  # fmt: skip
-
-
-def issued(client: TestClient, admin: str, device_id: str, **data: Any) -> dict[str, Any]:
-    answer = issue(client, admin, device_id, **data)
-    assert answer.status_code == 202, answer.text
-    return dict(answer.json())
-
-
-def audit(client: TestClient, admin: str, device_id: str, command_id: str) -> dict[str, Any]:
-    answer = client.get(f"/devices/{device_id}/commands/{command_id}", headers=_auth(admin))
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
-
-
-def stream(url: str, device: dict[str, Any], token: str | None = None) -> ClientConnection:
-    return connect(f"{url.replace('http', 'ws', 1)}/devices/{device['device_id']}/commands/stream",
-                   additional_headers=_auth(token or device["token"]))  # fmt: skip
-
-
-def receive(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
-    frame: dict[str, Any] = json.loads(ws.recv(timeout=timeout))
-    return frame
-
-
-def nothing_comes(ws: ClientConnection, within: float) -> None:
-    with pytest.raises(TimeoutError):
-        ws.recv(timeout=within)
-
-
-def ack(ws: ClientConnection, command_id: str) -> None:
-    ws.send(json.dumps({"type": "ack", "command_id": command_id}))
-
-
-def from_topic(settings: LoomSettings, type_: str, event_id: str) -> Event:
-    """The event ``event_id`` as the functions get it: read back from its Kafka topic."""
-    for message in consume_all(settings, type_):
-        if dict(message.headers() or [])["ce_id"].decode() == event_id:
-            return Event.from_cloudevent(
-                from_kafka(message.headers(), message.key(), message.value())
-            )
-    raise AssertionError(f"{event_id} is not in {type_}")
-
-
-def post_answer(client: TestClient, device: dict[str, Any], type_: str, **data: Any) -> str:
-    event_id = str(uuid.uuid4())
-    did = device["device_id"]
-    event = {"specversion": "1.0", "id": event_id, "source": f"/devices/{did}", "type": type_,
-             "datacontenttype": "application/json",
-             "data": {"device_id": did, "timestamp": "2026-11-25T08:15:30Z", **data}}  # fmt: skip
-    answer = post_structured(client, device["token"], event)
-    assert answer.status_code == 202, answer.text
-    return event_id
-
-
-def function_settings(ingest_settings: IngestSettings) -> LoomSettings:
-    shared = ("database_url", "kafka_bootstrap_servers")
-    return LoomSettings(**{name: getattr(ingest_settings, name) for name in shared})
 
 
 async def test_a_command_reaches_the_device_and_its_answer_the_audit_log(
@@ -184,7 +116,7 @@ async def test_shell_output_and_errors_settle_their_commands(
     ingest_settings: IngestSettings,
 ) -> None:  # fmt: skip
     did = device["device_id"]
-    client.put(f"/devices/{did}/commands/allowed", headers=_auth(admin),
+    client.put(f"/devices/{did}/commands/allowed", headers=bearer(admin),
                json={"allowed": ["device.command.shell.execute"]})  # fmt: skip
     shell = issued(client, admin, did, type_="device.command.shell.execute", command="false")
     launch = issued(client, admin, did)
@@ -259,20 +191,21 @@ def test_a_dangerous_command_is_refused_until_enabled_for_the_device(
     did = device["device_id"]
     shell = {"type_": "device.command.shell.execute", "command": "uptime"}
     assert_problem(issue(client, admin, did, **shell), 403, "not enabled for device")
-    allow = client.put(f"/devices/{did}/commands/allowed", headers=_auth(admin),
+    allow = client.put(f"/devices/{did}/commands/allowed", headers=bearer(admin),
                        json={"allowed": ["device.command.shell.execute"]})  # fmt: skip
-    assert allow.json() == {"device_id": did, "allowed": ["device.command.shell.execute"]}
-    shown = client.get(f"/devices/{did}", headers=_auth(admin)).json()
+    assert allow.json() == {"device_id": did, "allowed": ["device.command.shell.execute"],
+                            "failed_commands": []}  # fmt: skip
+    shown = client.get(f"/devices/{did}", headers=bearer(admin)).json()
     assert shown["allowed_commands"] == ["device.command.shell.execute"]
     assert issue(client, admin, did, **shell).status_code == 202
     keys = {"type_": "device.command.keystroke.send", "text": "hello"}
     assert_problem(issue(client, admin, did, **keys), 403, "keystroke.send is not enabled")
-    client.put(f"/devices/{did}/commands/allowed", headers=_auth(admin), json={"allowed": []})
+    client.put(f"/devices/{did}/commands/allowed", headers=bearer(admin), json={"allowed": []})
     assert_problem(issue(client, admin, did, **shell), 403)
-    refused = client.put(f"/devices/{did}/commands/allowed", headers=_auth(admin),
+    refused = client.put(f"/devices/{did}/commands/allowed", headers=bearer(admin),
                          json={"allowed": ["device.command.app.launch"]})  # fmt: skip
     assert_problem(refused, 422, "not a dangerous command type")
-    forbidden = [c for c in client.get(f"/devices/{did}/commands", headers=_auth(admin))
+    forbidden = [c for c in client.get(f"/devices/{did}/commands", headers=bearer(admin))
                  .json()["items"] if c["type"] == "device.command.keystroke.send"]  # fmt: skip
     assert forbidden == []
 
@@ -287,7 +220,7 @@ def test_issuing_checks_type_device_and_data(
     bad = issue(client, admin, did, app_identifier="")
     assert_problem(bad, 422, "/app_identifier")
     assert_problem(issue(client, admin, did, app_identifier="x", command_id="mine"), 400)
-    as_device = client.post(f"/devices/{did}/commands", headers=_auth(device["token"]),
+    as_device = client.post(f"/devices/{did}/commands", headers=bearer(device["token"]),
                             json={"type": "device.command.app.launch", "data": {}})  # fmt: skip
     assert_problem(as_device, 403, "admin token")
     # and not through the front door: a device cannot post a command at all
@@ -296,7 +229,7 @@ def test_issuing_checks_type_device_and_data(
         "type": "device.command.shell.execute", "data": {"device_id": did, "command": "id",
         "timestamp": "2026-11-25T08:15:30Z", "command_id": "c-1"}})  # fmt: skip
     assert_problem(posted, 400, "devices cannot send it")
-    client.delete(f"/devices/{did}", headers=_auth(admin))
+    client.delete(f"/devices/{did}", headers=bearer(admin))
     assert_problem(issue(client, admin, did), 404, "deleted")
 
 
@@ -311,10 +244,10 @@ def test_only_the_device_s_own_token_receives_or_acks_its_commands(
             stream(replica, device, token=token)
         assert refused.value.response.status_code == 403
         long_poll = client.get(f"/devices/{did}/commands/next", params={"wait": 0},
-                               headers=_auth(token))  # fmt: skip
+                               headers=bearer(token))  # fmt: skip
         assert_problem(long_poll, 403)
         acked = client.post(f"/devices/{did}/commands/{command['command_id']}/ack",
-                            headers=_auth(token))  # fmt: skip
+                            headers=bearer(token))  # fmt: skip
         assert_problem(acked, 403)
     with (
         pytest.raises(WebSocketDisconnect) as closed,
@@ -328,7 +261,7 @@ def test_only_the_device_s_own_token_receives_or_acks_its_commands(
 def test_the_long_poll_path(
     client: TestClient, admin: str, device: dict[str, Any], replica: str
 ) -> None:
-    did, headers = device["device_id"], _auth(device["token"])
+    did, headers = device["device_id"], bearer(device["token"])
     first, second = issued(client, admin, did), issued(client, admin, did)
     batch = client.get(f"/devices/{did}/commands/next", params={"wait": 5}, headers=headers)
     assert [c["command_id"] for c in batch.json()["commands"]] == [
@@ -363,11 +296,11 @@ def test_the_long_poll_path(
     row = audit(client, admin, did, first["command_id"])
     assert (row["status"], row["delivery_attempts"]) == ("acked", 2)
     listed = client.get(f"/devices/{did}/commands", params={"status": ["acked"]},
-                        headers=_auth(admin)).json()  # fmt: skip
+                        headers=bearer(admin)).json()  # fmt: skip
     assert [c["command_id"] for c in listed["items"]] == [second["command_id"],
                                                          first["command_id"]]  # fmt: skip
-    page = client.get(f"/devices/{did}/commands", params={"limit": 2}, headers=_auth(admin))
-    older = client.get(f"/devices/{did}/commands", headers=_auth(admin),
+    page = client.get(f"/devices/{did}/commands", params={"limit": 2}, headers=bearer(admin))
+    older = client.get(f"/devices/{did}/commands", headers=bearer(admin),
                        params={"limit": 2, "cursor": page.json()["next_cursor"]})  # fmt: skip
     assert [c["command_id"] for c in older.json()["items"]] == [first["command_id"]]
 
@@ -382,7 +315,7 @@ def test_a_command_past_its_retention_expires_instead_of_being_delivered(
                      " issued_at = now() - interval '1 day 1 s' WHERE command_id = %s",
                      (command["command_id"],))  # fmt: skip
     empty = client.get(f"/devices/{did}/commands/next", params={"wait": 0},
-                       headers=_auth(device["token"]))  # fmt: skip
+                       headers=bearer(device["token"]))  # fmt: skip
     assert empty.status_code == 204
     row = audit(client, admin, did, command["command_id"])
     assert (row["status"], row["delivery_attempts"]) == ("expired", 0)
@@ -392,7 +325,7 @@ async def test_a_sync_broadcast_reaches_the_other_devices_but_not_the_sender(
     client: TestClient, admin: str, settings: LoomSettings, ingest_settings: IngestSettings,
 ) -> None:  # fmt: skip
     sender, receiver, gone = (register(client, admin) for _ in range(3))
-    client.delete(f"/devices/{gone['device_id']}", headers=_auth(admin))
+    client.delete(f"/devices/{gone['device_id']}", headers=bearer(admin))
     broadcast = post_answer(client, sender, "device.sync.clipboard.broadcast",
                             origin_device_id=sender["device_id"], content="hello from the laptop",
                             content_type="text/plain")  # fmt: skip
@@ -401,7 +334,7 @@ async def test_a_sync_broadcast_reaches_the_other_devices_but_not_the_sender(
         await fn.call(event)
         await fn.call(event)  # redelivered: no second item
     got = client.get(f"/devices/{receiver['device_id']}/commands/next", params={"wait": 5},
-                     headers=_auth(receiver["token"])).json()["commands"]  # fmt: skip
+                     headers=bearer(receiver["token"])).json()["commands"]  # fmt: skip
     assert len(got) == 1
     item = got[0]["event"]
     assert item["type"] == "device.sync.clipboard.broadcast"
@@ -410,9 +343,9 @@ async def test_a_sync_broadcast_reaches_the_other_devices_but_not_the_sender(
     row = audit(client, admin, receiver["device_id"], got[0]["command_id"])
     assert row["issued_by"] == sender["device_id"]
     nothing = client.get(f"/devices/{sender['device_id']}/commands/next", params={"wait": 0},
-                         headers=_auth(sender["token"]))  # fmt: skip
+                         headers=bearer(sender["token"]))  # fmt: skip
     assert nothing.status_code == 204
-    kept = client.get(f"/devices/{gone['device_id']}/commands", headers=_auth(admin)).json()
+    kept = client.get(f"/devices/{gone['device_id']}/commands", headers=bearer(admin)).json()
     assert kept["items"] == []
 
 
@@ -428,5 +361,5 @@ def test_kafka_down_answers_503_and_queues_nothing(
         refused = issue(client, admin, device["device_id"])
         assert_problem(refused, 503)
         assert int(refused.headers["retry-after"]) >= 1
-        listed = client.get(f"/devices/{device['device_id']}/commands", headers=_auth(admin))
+        listed = client.get(f"/devices/{device['device_id']}/commands", headers=bearer(admin))
         assert listed.json()["items"] == []

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from functions.commands.queue import Command, NewCommand, command_types
+from functions.commands.queue import NOTIFY_CHANNEL, Command, NewCommand, command_types
 from functions.ingest.accept import Acceptor
 from functions.ingest.auth import Principal
-from functions.ingest.command_notify import CommandNotifier
+from functions.ingest.command_notify import REVOKED_CHANNEL, CommandNotifier
 from functions.ingest.command_stream import _BadFrame, _frame
 from functions.ingest.commands import device_only
 from functions.ingest.limits import DEVICE_BODY_LIMIT, DeclaredSizeLimit
@@ -107,6 +107,26 @@ async def test_a_notification_wakes_the_connections_of_its_device_only() -> None
     notifier.wake("phone")  # nobody listens any more: nothing to do, nothing kept
     with notifier.subscribe("phone") as later:
         assert not later.is_set()
+
+
+async def test_a_revocation_is_forgotten_before_the_device_s_connections_wake() -> None:
+    revoked: list[str | None] = []
+    notifier = CommandNotifier("postgresql://unused", on_revoked=revoked.append)
+    with notifier.subscribe("phone") as phone, notifier.subscribe("laptop") as laptop:
+        notifier.notified(NOTIFY_CHANNEL, "phone")  # a new command: no token forgotten
+        assert (revoked, phone.is_set()) == ([], True)
+        phone.clear()
+        notifier.notified(REVOKED_CHANNEL, "phone")
+        assert (revoked, phone.is_set(), laptop.is_set()) == (["phone"], True, False)
+
+
+def test_a_command_settled_before_its_ack_is_withdrawn() -> None:
+    _, row = _command()
+    assert not row.withdrawn
+    assert row.model_copy(update={"status": "expired"}).withdrawn
+    assert row.model_copy(update={"status": "failed"}).withdrawn  # failed by Loom, not answered
+    answered = row.model_copy(update={"status": "failed", "acked_at": row.issued_at})
+    assert not answered.withdrawn
 
 
 @pytest.mark.parametrize(("message", "complaint"), [
