@@ -1,6 +1,9 @@
 """Readable text of a fetched body (web page, PDF, plain text) and of a post's own text.
 
-CPU-bound and synchronous: the handler runs :func:`readable` off the event loop.
+CPU-bound and synchronous, and slow beyond measure on documents made for it: the
+handler runs :func:`readable` on web pages and PDFs (:data:`SLOW`) in a worker process
+with a time limit (:class:`loom.web.Extractor`). It gives no more than ``max_chars``
+characters of text, and reads no more than ``max_pages`` pages of a PDF.
 """
 
 from __future__ import annotations
@@ -15,28 +18,32 @@ import lxml.html  # type: ignore[import-untyped]
 
 from loom.web import Fetched
 
-__all__ = ["HTML", "PDF", "READABLE", "TEXT", "post_text", "readable"]
+__all__ = ["HTML", "PDF", "READABLE", "SLOW", "TEXT", "post_text", "readable"]
 
 HTML = frozenset({"text/html", "application/xhtml+xml"})
 PDF = frozenset({"application/pdf", "application/x-pdf"})
 TEXT = frozenset({"text/plain", "text/markdown"})
 READABLE = HTML | PDF | TEXT  # what is fetched; any other type gives an empty text
+SLOW = HTML | PDF  # what is read in a worker process, with a time limit
 
 _PARAGRAPH = re.compile(r"<p\s*/?>", re.IGNORECASE)
 
 
-def readable(fetched: Fetched) -> tuple[str | None, str]:
-    """The title (if the body names one) and the readable text of ``fetched``."""
+def readable(fetched: Fetched, *, max_chars: int, max_pages: int) -> tuple[str | None, str]:
+    """The title (if the body names one) and the readable text of ``fetched``, its first
+    ``max_chars`` characters (of a PDF's first ``max_pages`` pages)."""
     if not fetched.body:
         return None, ""
     media = fetched.media_type
     if media in HTML:
-        return _html(fetched)
-    if media in PDF:
-        return _pdf(fetched.body)
-    if media in TEXT:
-        return None, fetched.body.decode(_codec(fetched.charset), errors="replace").strip()
-    return None, ""
+        title, text = _html(fetched)
+    elif media in PDF:
+        title, text = _pdf(fetched.body, max_chars, max_pages)
+    elif media in TEXT:
+        title, text = None, fetched.body.decode(_codec(fetched.charset), errors="replace")
+    else:
+        title, text = None, ""
+    return title, text.strip()[:max_chars]
 
 
 def _codec(charset: str | None) -> str:
@@ -65,13 +72,20 @@ def _html(fetched: Fetched) -> tuple[str | None, str]:
     return title, text.strip()
 
 
-def _pdf(body: bytes) -> tuple[str | None, str]:
+def _pdf(body: bytes, max_chars: int, max_pages: int) -> tuple[str | None, str]:
     from pypdf import PdfReader
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every odd object
+    pages: list[str] = []
+    room = max_chars
     try:
         reader = PdfReader(io.BytesIO(body))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        for page in reader.pages[:max_pages]:
+            if room <= 0:
+                break
+            text = (page.extract_text() or "").strip()
+            pages.append(text)
+            room -= len(text) + 2
         title = reader.metadata.title if reader.metadata else None
     except Exception:  # noqa: BLE001 — a broken or locked PDF has no text to give
         return None, ""

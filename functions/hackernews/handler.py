@@ -6,33 +6,46 @@ only, size and time limits, each redirect checked) and its main text extracted
 own text, from the API.
 
 A page that can never be read (404, an image, too large, too many redirects, a host
-that does not exist) still gives ``content_fetched``, with an empty text and the status
-and content type that say why, so every liked item has its content event (its title can
-still be embedded). A link that is not fetched at all (not http(s), or to an address
-that is not public) is a dead letter. Timeouts, refused connections, 5xx and 429 raise,
-and the runtime tries again later.
+that does not exist, a page or PDF whose text takes longer to extract than
+LOOM_HACKERNEWS_EXTRACT_TIMEOUT_SECONDS) still gives ``content_fetched``, with an empty
+text and the status and content type that say why, so every liked item has its content
+event (its title can still be embedded). Text is extracted in worker processes (kept
+warm), which are stopped at that time limit.
+
+A link that is not fetched at all (not http(s), or to an address that is not public) is
+a dead letter. Timeouts, refused connections, 5xx and 429 raise, and the runtime tries
+again later.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from functions.hackernews.content import READABLE, post_text, readable
+from functions.hackernews.content import READABLE, SLOW, post_text, readable
 from functions.hackernews.settings import HackerNewsSettings, hackernews_settings
 from loom.runtime.context import Context
 from loom.runtime.event import Event
-from loom.runtime.invoke import HandlerFailed, PoisonEvent
+from loom.runtime.invoke import HandlerFailed, PoisonEvent, Unavailable
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
-from loom.web import Fetcher, FetchFailed, FetchRefused, Resolver, system_resolve
+from loom.web import (
+    ExtractionFailed,
+    Extractor,
+    ExtractorUnavailable,
+    Fetched,
+    Fetcher,
+    FetchFailed,
+    FetchRefused,
+    Resolver,
+    system_resolve,
+)
 
 __all__ = ["AddressRefused", "Reader", "TryLater", "handle", "open_reader"]
 
@@ -57,6 +70,7 @@ class Reader:
     config: HackerNewsSettings
     pages: Fetcher
     api: httpx.AsyncClient
+    extract: Extractor  # worker processes that extract text, with a time limit
 
     async def post(self, item_id: int) -> dict[str, Any] | None:
         """The API's item; None if it has none (deleted); TryLater if the API fails."""
@@ -75,21 +89,37 @@ class Reader:
             return None
         return body if isinstance(body, dict) else None
 
+    async def readable(self, fetched: Fetched) -> tuple[str | None, str]:
+        """The title and readable text of a fetched page; web pages and PDFs are read by
+        the workers (:class:`ExtractionFailed` when that takes too long)."""
+        limits = {"max_chars": self.config.hackernews_max_text_chars,
+                  "max_pages": self.config.hackernews_max_pdf_pages}  # fmt: skip
+        if fetched.media_type not in SLOW:
+            return readable(fetched, **limits)
+        try:
+            return await self.extract.run(readable, fetched, **limits)
+        except ExtractorUnavailable as exc:
+            raise Unavailable(f"text cannot be extracted now: {exc}") from None
+
 
 @asynccontextmanager
 async def open_reader(
-    settings: LoomSettings, *, resolve: Resolver = system_resolve
-) -> AsyncIterator[Reader]:
-    """The clients of linked pages and of the API, with the limits of the settings."""
+    settings: LoomSettings, *, resolve: Resolver = system_resolve,
+    extractor: Extractor | None = None,
+) -> AsyncIterator[Reader]:  # fmt: skip
+    """The clients of linked pages and of the API, with the limits of the settings, and
+    the extracting workers, started now so that they are warm (unless ``extractor`` is
+    given: its owner runs it)."""
     config = hackernews_settings(settings)
-    pages = Fetcher(config.page_options(), resolve=resolve)
-    api = httpx.AsyncClient(timeout=config.hackernews_timeout_seconds,
-                            headers={"User-Agent": config.hackernews_user_agent})  # fmt: skip
-    try:
-        yield Reader(config, pages, api)
-    finally:
-        await pages.aclose()
-        await api.aclose()
+    async with AsyncExitStack() as stack:
+        pages = Fetcher(config.page_options(), resolve=resolve)
+        stack.push_async_callback(pages.aclose)
+        api = httpx.AsyncClient(timeout=config.hackernews_timeout_seconds,
+                                headers={"User-Agent": config.hackernews_user_agent})  # fmt: skip
+        stack.push_async_callback(api.aclose)
+        if extractor is None:
+            extractor = await stack.enter_async_context(config.extractor())
+        yield Reader(config, pages, api, extractor)
 
 
 @function(consumes=[LIKED], produces=[CONTENT], lifespan=open_reader)
@@ -113,8 +143,12 @@ async def handle(event: Event, ctx: Context) -> Event:
         except FetchFailed as exc:
             raise TryLater(str(exc)) from None
         else:
-            title, text = await asyncio.to_thread(readable, fetched)
             url, status, content_type = fetched.url, fetched.status, fetched.content_type
+            try:
+                title, text = await reader.readable(fetched)
+            except ExtractionFailed as exc:
+                ctx.log.warning("hackernews.page_not_read", item_id=item_id, url=url,
+                                why=f"extracting its text {exc}")  # fmt: skip
         if status is not None:
             extra["http_status"] = status
         if _MIME.match(content_type) and len(content_type) <= 255:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from loom.settings import LoomSettings, settings_for
-from loom.web import AddressPolicy, FetchOptions
+from loom.web import AddressPolicy, Extractor, FetchOptions
 
 __all__ = ["HackerNewsSettings", "HnAccount", "Kind", "hackernews_settings"]
 
@@ -143,6 +143,27 @@ class HackerNewsSettings(LoomSettings):
         le=2_000_000,
         description="Longest text kept of one page; the rest is cut off.",
     )
+    hackernews_extract_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Longest the text of one linked page or PDF may take to extract; over "
+        "it the extraction is stopped and the item's content has an empty text (it would "
+        "take as long again).",
+    )
+    hackernews_extract_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Worker processes that extract text (kept warm); more pages than this "
+        "wait their turn.",
+    )
+    hackernews_max_pdf_pages: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most pages of one linked PDF whose text is extracted.",
+    )
 
     @property
     def accounts(self) -> list[HnAccount]:
@@ -154,6 +175,15 @@ class HackerNewsSettings(LoomSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def extractor(self) -> Extractor:
+        """The worker processes that extract text, with this time limit (not started)."""
+        return Extractor(
+            workers=self.hackernews_extract_workers,
+            timeout_seconds=self.hackernews_extract_timeout_seconds,
+            preload=("functions.hackernews.content", "pypdf", "trafilatura"),
+            setting=_variable("hackernews_extract_timeout_seconds"),
+        )
 
     def page_options(self) -> FetchOptions:
         """The shared fetcher's options for linked pages: these limits, public addresses

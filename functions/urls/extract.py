@@ -1,6 +1,9 @@
 """Readable text out of fetched bodies: web pages (trafilatura), PDFs (pypdf), plain text.
 
-CPU-bound and synchronous: the handler runs these off the event loop.
+CPU-bound and synchronous, and slow beyond measure on documents made for it: the
+handler runs :func:`html_page` and :func:`pdf_document` in a worker process with a
+time limit (:class:`loom.web.Extractor`). Each stops at ``max_chars`` characters of
+text, and a PDF at ``max_pages`` pages.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ class ContentUnreadable(PoisonEvent):
 
 @dataclass(frozen=True)
 class Page:
-    """A web page's main text, without navigation and boilerplate, and its metadata."""
+    """A web page's main text, without navigation and boilerplate, and its metadata;
+    ``text_chars`` is the length of the text before it was cut."""
 
     text: str
+    text_chars: int
     title: str | None = None
     author: str | None = None
     date: str | None = None  # as the page states it, e.g. 2024-03-01
@@ -48,15 +53,13 @@ class Page:
 
 @dataclass(frozen=True)
 class Document:
-    """A PDF's text page by page, and what its metadata says."""
+    """A PDF's text page by page (the first pages only, when it has more than were read),
+    its number of pages, and what its metadata says."""
 
     pages: tuple[str, ...]
+    page_count: int
     title: str | None = None
     author: str | None = None
-
-    @property
-    def page_count(self) -> int:
-        return len(self.pages)
 
     @property
     def text(self) -> str:
@@ -77,9 +80,9 @@ def _decoded(body: bytes, charset: str | None) -> str | None:
         return None  # an unknown charset: let the parser guess
 
 
-def html_page(body: bytes, url: str, charset: str | None = None) -> Page:
-    """The main text of an HTML page (trafilatura), with title, author, date and the
-    site's name."""
+def html_page(body: bytes, url: str, charset: str | None = None, *, max_chars: int) -> Page:
+    """The main text of an HTML page (trafilatura), its first ``max_chars`` characters,
+    with title, author, date and the site's name."""
     import trafilatura
 
     markup: str | bytes = _decoded(body, charset) or body
@@ -88,8 +91,10 @@ def html_page(body: bytes, url: str, charset: str | None = None) -> Page:
     text = getattr(found, "text", None) or ""
     if not text.strip():  # no main content found: all the page's text instead
         text = trafilatura.html2txt(markup)
+    text = text.strip()
     return Page(
-        text=text.strip(),
+        text=text[:max_chars],
+        text_chars=len(text),
         title=_clean(getattr(found, "title", None), 1024),
         author=_clean(getattr(found, "author", None), 1024),
         date=_clean(getattr(found, "date", None), 64),
@@ -106,8 +111,10 @@ def looks_like_pdf(body: bytes) -> bool:
     return b"%PDF-" in body[:1024]
 
 
-def pdf_document(body: bytes) -> Document:
-    """The text of every page of a PDF, its page count, title and author."""
+def pdf_document(body: bytes, *, max_pages: int, max_chars: int) -> Document:
+    """The text of a PDF page by page, its page count, title and author. Only the first
+    ``max_pages`` pages are read, and no page after the text reaches ``max_chars``
+    characters (its pages, cut there)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, PyPdfError
 
@@ -131,15 +138,21 @@ def pdf_document(body: bytes) -> Document:
         raise ContentUnreadable(f"the PDF cannot be read: {type(exc).__name__}: {exc}") from None
     if count == 0:
         raise ContentUnreadable("the PDF has no pages")
-    texts = []
-    for page in pages:
+    texts: list[str] = []
+    room = max_chars
+    for number in range(min(count, max_pages)):
+        if room <= 0:
+            break
         try:
-            texts.append(page.extract_text().strip())
+            text = pages[number].extract_text().strip()[:room]
         except Exception:  # noqa: BLE001 - one broken page leaves the others readable
-            texts.append("")
+            text = ""
+        texts.append(text)
+        room -= len(text) + len(PAGE_SEPARATOR)
     info = _metadata(reader)
     title = _clean(info.get("/Title"), 1024) or _first_line(texts)
-    return Document(pages=tuple(texts), title=title, author=_clean(info.get("/Author"), 1024))
+    return Document(pages=tuple(texts), page_count=count, title=title,
+                    author=_clean(info.get("/Author"), 1024))  # fmt: skip
 
 
 def _metadata(reader: Any) -> dict[str, Any]:

@@ -22,6 +22,11 @@ unless the settings allow more (:mod:`loom.web`); the two APIs are the operator'
 are not checked. What can never be fetched (a refused address, 404/410, too large, an
 unwanted type) is a dead letter with the reason; what may pass (a timeout, 5xx, 429, a
 refused connection) is retried.
+
+Text is extracted by warm worker processes, stopped after
+LOOM_URLS_EXTRACT_TIMEOUT_SECONDS: a document that took longer would again, and is a
+dead letter (an HN item's linked page is left out instead). No more text is extracted
+than the event holds, nor more than LOOM_URLS_MAX_PDF_PAGES pages of a PDF.
 """
 
 from __future__ import annotations
@@ -55,11 +60,14 @@ from loom.catalog import default_catalog
 from loom.logging import get_logger
 from loom.runtime.context import Context
 from loom.runtime.event import Event
-from loom.runtime.invoke import HandlerFailed, PoisonEvent
+from loom.runtime.invoke import HandlerFailed, PoisonEvent, Unavailable
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
 from loom.store import BlobStore, open_blob_store, store_settings
 from loom.web import (
+    ExtractionFailed,
+    Extractor,
+    ExtractorUnavailable,
     Fetched,
     Fetcher,
     FetchFailed,
@@ -90,7 +98,7 @@ PDF = "task.url.processed.pdf_extracted"
 WEB = "task.url.processed.web_archived"
 SNIFFED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _ROOM = 2048  # bytes of an event's data kept free for derived_from
-_PAGE_TEXT = 4_194_304  # characters: web_archived's schema limit
+_ARTICLE_TEXT = 2_000_000  # characters: hackernews_archived's schema limit
 # the schema's pattern of a MIME type; a server's odd header is replaced by its media type
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$")
 log = get_logger("loom.function.urls")
@@ -112,6 +120,7 @@ class Urls:
     web: Fetcher  # URLs from events: guarded
     api: Fetcher  # the oEmbed and HN endpoints of the settings
     blobs: BlobStore | None  # copies of PDFs; None keeps none
+    extract: Extractor  # worker processes that extract text, with a time limit
 
 
 @asynccontextmanager
@@ -121,9 +130,11 @@ async def open_urls(
     blobs: BlobStore | None = None,
     resolve: Resolver = system_resolve,
     verify: ssl.SSLContext | bool = True,
+    extractor: Extractor | None = None,
 ) -> AsyncIterator[Urls]:
-    """The two HTTP clients and the blob store (LOOM_STORE_BLOB_URL unless ``blobs`` is
-    given; none when LOOM_URLS_KEEP_PDF is false)."""
+    """The two HTTP clients, the blob store (LOOM_STORE_BLOB_URL unless ``blobs`` is
+    given; none when LOOM_URLS_KEEP_PDF is false) and the extracting workers, started
+    now so that they are warm (unless ``extractor`` is given: its owner runs it)."""
     config = urls_settings(settings)
     options = config.fetch_options()
     if blobs is None and config.urls_keep_pdf:
@@ -134,7 +145,9 @@ async def open_urls(
         stack.push_async_callback(web.aclose)
         api = Fetcher(replace(options, policy=None), verify=verify)
         stack.push_async_callback(api.aclose)
-        yield Urls(config, web, api, blobs if config.urls_keep_pdf else None)
+        if extractor is None:
+            extractor = await stack.enter_async_context(config.extractor())
+        yield Urls(config, web, api, blobs if config.urls_keep_pdf else None, extractor)
 
 
 @function(
@@ -152,6 +165,11 @@ async def handle(event: Event, ctx: Context) -> Event:
         raise UrlRefused(str(exc)) from None
     except FetchFailed as exc:
         raise TryLater(str(exc)) from None
+    except ExtractionFailed as exc:  # a document that took too long would do it again
+        raise UrlRefused(f"{short_url(event.data['url'])}: extracting its text {exc}; it "
+                         "would take as long again") from None  # fmt: skip
+    except ExtractorUnavailable as exc:
+        raise Unavailable(f"text cannot be extracted now: {exc}") from None
 
 
 async def _archive(event: Event, ctx: Context) -> Event:
@@ -176,7 +194,7 @@ async def _archive(event: Event, ctx: Context) -> Event:
     if looks_like_pdf(fetched.body):
         return _derive(event, ctx, PDF, await _pdf(urls, fetched, url), "text")
     if fetched.media_type in HTML_TYPES | TEXT_TYPES:
-        return _derive(event, ctx, WEB, await _page(fetched, data["url"]), "text")
+        return _derive(event, ctx, WEB, await _page(urls, fetched, data["url"]), "text")
     sent = fetched.media_type or "no content type"
     raise UrlRefused(f"{short_url(fetched.url)} is not a PDF ({sent}, no %PDF- header)")
 
@@ -276,7 +294,7 @@ async def _hackernews(urls: Urls, item_id: int, ctx: Context) -> dict[str, Any]:
         if article:
             texts.append(article)
     if any(texts):
-        made["article_text"] = "\n\n".join(t for t in texts if t)[:2_000_000]
+        made["article_text"] = "\n\n".join(t for t in texts if t)[:_ARTICLE_TEXT]
     return made
 
 
@@ -298,12 +316,20 @@ async def _article(urls: Urls, link: str, ctx: Context) -> str | None:
     try:
         fetched = await urls.web.get(link, accept=HTML_TYPES | PDF_TYPES | TEXT_TYPES | SNIFFED)
         if fetched.media_type in PDF_TYPES or looks_like_pdf(fetched.body):
-            return (await asyncio.to_thread(pdf_document, fetched.body)).text
+            pages = urls.config.urls_max_pdf_pages
+            document = await urls.extract.run(pdf_document, fetched.body, max_pages=pages,
+                                              max_chars=_ARTICLE_TEXT)  # fmt: skip
+            return document.text
         if fetched.media_type in TEXT_TYPES:
             return plain_text(fetched.body, fetched.charset)
-        page = await asyncio.to_thread(html_page, fetched.body, fetched.url, fetched.charset)
+        page = await urls.extract.run(html_page, fetched.body, fetched.url, fetched.charset,
+                                      max_chars=_ARTICLE_TEXT)  # fmt: skip
     except (FetchRefused, ContentUnreadable) as exc:
         ctx.log.info("urls.article_skipped", url=short_url(link), reason=str(exc))
+        return None
+    except ExtractionFailed as exc:
+        ctx.log.warning("urls.article_skipped", url=short_url(link),
+                        reason=f"extracting its text {exc}")  # fmt: skip
         return None
     ctx.log.info("urls.article", url=short_url(fetched.url), title=page.title,
                  author=page.author, date=page.date, chars=len(page.text))  # fmt: skip
@@ -327,12 +353,16 @@ async def _document(urls: Urls, url: httpx.URL, kind: str | None) -> Fetched:
 
 
 async def _pdf(urls: Urls, fetched: Fetched, url: httpx.URL) -> dict[str, Any]:
-    document = await asyncio.to_thread(pdf_document, fetched.body)
+    pages = urls.config.urls_max_pdf_pages
+    document = await urls.extract.run(pdf_document, fetched.body, max_pages=pages,
+                                      max_chars=default_catalog()[PDF].max_bytes)  # fmt: skip
     if document.page_count > 100_000:
         raise ContentUnreadable(f"the PDF has {document.page_count} pages, more than 100000")
+    if document.page_count > pages:
+        log.info("urls.pdf_pages_left_out", pages=document.page_count, read=pages)
     made: dict[str, Any] = {"url": fetched.url if len(fetched.url) <= 8192 else str(url),
                             "page_count": document.page_count,
-                            "text": document.text[:20_000_000]}  # fmt: skip
+                            "text": document.text}  # fmt: skip
     made.update({k: v for k, v in (("title", document.title), ("author", document.author)) if v})
     if urls.blobs is not None:
         ref = await asyncio.to_thread(urls.blobs.put, fetched.body, "application/pdf")
@@ -340,18 +370,21 @@ async def _pdf(urls: Urls, fetched: Fetched, url: httpx.URL) -> dict[str, Any]:
     return made
 
 
-async def _page(fetched: Fetched, asked: str) -> dict[str, Any]:
+async def _page(urls: Urls, fetched: Fetched, asked: str) -> dict[str, Any]:
     """A web page's (or a text file's) readable text and what the page says of itself."""
+    most = default_catalog()[WEB].max_bytes  # characters: one more could not be kept
     if fetched.media_type in TEXT_TYPES:
-        page = Page(text=plain_text(fetched.body, fetched.charset))
+        text = plain_text(fetched.body, fetched.charset)
+        page = Page(text=text[:most], text_chars=len(text))
     else:
-        page = await asyncio.to_thread(html_page, fetched.body, fetched.url, fetched.charset)
+        page = await urls.extract.run(html_page, fetched.body, fetched.url, fetched.charset,
+                                      max_chars=most)  # fmt: skip
     header = fetched.content_type
     made: dict[str, Any] = {
         "url": asked,
         "final_url": fetched.url if len(fetched.url) <= 8192 else asked,
-        "text": page.text[:_PAGE_TEXT],
-        "text_chars": len(page.text),
+        "text": page.text,
+        "text_chars": page.text_chars,
         "content_type": header if _MIME.match(header) and len(header) <= 255
                         else fetched.media_type,
         "http_status": fetched.status,

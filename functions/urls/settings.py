@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from loom.settings import LoomSettings, settings_for
-from loom.web import AddressPolicy, FetchOptions, Network
+from loom.web import AddressPolicy, Extractor, FetchOptions, Network
 
 __all__ = ["UrlsSettings", "urls_settings"]
 
@@ -70,6 +70,29 @@ class UrlsSettings(LoomSettings):
         "from the extracted event.",
     )
 
+    urls_extract_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Longest the text of one PDF or web page may take to extract; over it "
+        "the extraction is stopped and the event is a dead letter (a document that took too "
+        "long once would take too long again).",
+    )
+    urls_extract_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Worker processes that extract text (kept warm); more PDFs and pages "
+        "than this wait their turn.",
+    )
+    urls_max_pdf_pages: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most pages of one PDF whose text is extracted; the rest are left out "
+        "(the page count is still the PDF's own).",
+    )
+
     @field_validator("urls_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
@@ -83,6 +106,15 @@ class UrlsSettings(LoomSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def extractor(self) -> Extractor:
+        """The worker processes that extract text, with this time limit (not started)."""
+        return Extractor(
+            workers=self.urls_extract_workers,
+            timeout_seconds=self.urls_extract_timeout_seconds,
+            preload=("functions.urls.extract", "pypdf", "trafilatura"),
+            setting=_variable("urls_extract_timeout_seconds"),
+        )
 
     def fetch_options(self) -> FetchOptions:
         """The shared fetcher's options: these limits, guarded by these address rules."""

@@ -7,12 +7,15 @@ runs them with ``httpx.Client``, :class:`~loom.client.AsyncLoomClient` with
 Ingest answers a single event 202 with its ``id`` and ``topic``; a batch 202 when it
 took every event, else 207 with one result per event (``index``, ``id``, ``status``,
 ``accepted``, ``retryable``, ``problem``). Events of a 207 marked retryable are sent
-again (alone) with backoff; the others are final.
+again (alone) with backoff; the others are final. A batch refused as a whole with 400
+or 413 is halved and sent again, so that one event too large (or malformed) for ingest
+is refused alone and never holds back the others, nor the on-disk queue behind it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +33,8 @@ __all__ = ["BATCH", "STRUCTURED", "ClientCore", "Command"]
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 COMMAND_STATUS = "device.response.command.status"
+# A batch refused as a whole with these is split: too large, or one event spoils it.
+SPLIT_ON = frozenset({400, 413})
 
 HttpT = TypeVar("HttpT")
 TransportT = TypeVar("TransportT")
@@ -205,11 +210,16 @@ class ClientCore(ABC, Generic[HttpT, TransportT]):
         return EventResult(id=event["id"], status=response.status_code, accepted=True, topic=topic)
 
     def batch_plan(self, events: Sequence[dict[str, Any]]) -> Plan[BatchResult]:
-        """Send ``events`` in batches; retry what is retryable; report every event."""
+        """Send ``events`` in batches; retry what is retryable; report every event.
+
+        A batch refused as a whole with 400 or 413 (too large for ingest, or one event
+        that spoils it) is halved and each half sent again, down to single events: an
+        event still refused alone is reported refused for good, and the others go on."""
         results: list[EventResult | None] = [None] * len(events)
         retried = 0
-        for chunk in chunks(events, self.max_batch, self.max_batch_bytes):
-            pending, attempt = chunk, 0
+        parts = deque(chunks(events, self.max_batch, self.max_batch_bytes))
+        while parts:
+            pending, attempt = parts.popleft(), 0
             while pending:
                 call = Call(
                     "POST", "/", orjson.dumps([events[i] for i in pending]),
@@ -222,6 +232,17 @@ class ClientCore(ABC, Generic[HttpT, TransportT]):
                     raise
                 retried += len(pending) if done.attempts > 1 else 0
                 response = done.response
+                if response.status_code in SPLIT_ON and len(pending) > 1:
+                    half = len(pending) // 2
+                    parts.extendleft([pending[half:], pending[:half]])  # in order, first
+                    break
+                if response.status_code in SPLIT_ON:
+                    (index,) = pending
+                    results[index] = EventResult(
+                        id=events[index]["id"], status=response.status_code, accepted=False,
+                        index=index, problem=problem_of(response),
+                    )  # fmt: skip
+                    break
                 if not response.is_success:
                     raise Rejected(response.status_code, problem_of(response))
                 body = response.json() if response.content else {}

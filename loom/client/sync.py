@@ -71,9 +71,11 @@ class LoomClient(ClientCore[httpx.Client, httpx.BaseTransport], Closing):
     def send_batch(self, events: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Post many CloudEvents in batched mode; every event gets its own result.
 
-        A refused event does not raise: see ``result.rejected``. A whole request
-        refused (bad token) raises :class:`Rejected`; giving up raises
-        :class:`Unavailable` with the outcomes decided so far in ``.result``.
+        A refused event does not raise: see ``result.rejected``. A batch refused whole
+        with 400 or 413 is halved until the event at fault is alone, and only it is
+        refused. Another whole request refused (bad token) raises :class:`Rejected`;
+        giving up raises :class:`Unavailable` with the outcomes decided so far in
+        ``.result``.
         """
         return run(self.batch_plan([self.complete(e) for e in events]), self.http)
 

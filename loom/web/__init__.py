@@ -1,7 +1,9 @@
 """Fetching URLs that come in events: public addresses only (resolved, pinned, checked on
-every redirect), with size, time and redirect limits."""
+every redirect), with size, time and redirect limits; and reading what was fetched in
+child processes with a hard time limit."""
 
 from loom.web.address import PRIVATE_KINDS, AddressPolicy, IPAddress, Network, address_kind
+from loom.web.extractor import ExtractionFailed, Extractor, ExtractorUnavailable
 from loom.web.fetch import (
     Accept,
     Fetcher,
@@ -24,6 +26,9 @@ __all__ = [
     "PRIVATE_KINDS",
     "Accept",
     "AddressPolicy",
+    "ExtractionFailed",
+    "Extractor",
+    "ExtractorUnavailable",
     "FetchError",
     "FetchFailed",
     "FetchOptions",

@@ -11,8 +11,10 @@ a time, each hop checked again. Proxies from the environment are not used: they 
 skip the checks. An unguarded fetcher (``policy=None``, for the API endpoints an
 operator configured) keeps the limits but not the address checks.
 
-The body is streamed and read no further than ``max_bytes`` (after decompression, so a
-compressed bomb stops there too); a Content-Length over it is refused before reading.
+The body is streamed and read no further than ``max_bytes`` (after decompression, which
+is done here a chunk at a time and never past the limit, so a compressed bomb stops
+there too, holding little more than ``max_bytes``; see :mod:`loom.web.decode`); a
+Content-Length over it is refused before reading.
 Outcomes are in :mod:`loom.web.outcome`.
 """
 
@@ -30,6 +32,7 @@ from typing import TypedDict
 import httpx
 
 from loom.web.address import AddressPolicy, IPAddress
+from loom.web.decode import ACCEPT_ENCODING, BoundedDecoder, TooLarge, Undecodable
 from loom.web.outcome import Fetched, FetchFailed, FetchRefused, media_type, short_url
 
 __all__ = ["Accept", "FetchOptions", "Fetcher", "Resolver", "check_url", "system_resolve"]
@@ -151,7 +154,8 @@ class Fetcher:
                                 read=options.read_timeout_seconds,
                                 write=options.read_timeout_seconds,
                                 pool=options.connect_timeout_seconds)  # fmt: skip
-        headers = {"User-Agent": options.user_agent}
+        # only the codings read here, a chunk at a time and never past max_bytes
+        headers = {"User-Agent": options.user_agent, "Accept-Encoding": ACCEPT_ENCODING}
         if options.accept:
             headers["Accept"] = options.accept
         # guarded: no kept-alive connections, so one opened to an address for one name is
@@ -240,11 +244,14 @@ class Fetcher:
             raise too_large  # said up front: nothing is read
         body = bytearray()
         try:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > most:
-                    raise too_large
-        except httpx.DecodingError as exc:
+            decoder = BoundedDecoder(response.headers.get("content-encoding", ""), most)
+            async for chunk in response.aiter_raw():
+                for piece in decoder.feed(chunk):
+                    body += piece
+            body += decoder.flush()
+        except TooLarge:
+            raise too_large from None
+        except Undecodable as exc:
             raise FetchRefused(f"{short_url(url)}: the body cannot be decoded: {exc}",
                                reason="undecodable", **answer) from None  # fmt: skip
         except httpx.TimeoutException:

@@ -4,9 +4,10 @@ a retry when the site is down, and no fetch from addresses that are not public."
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -19,8 +20,9 @@ from loom.runtime.event import Event
 from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.runtime.registry import Registry
 from loom.testing import FetcherHarness, FunctionHarness, InMemoryBroker, assert_emitted
-from loom.web import AddressPolicy, IPAddress, Resolver
+from loom.web import AddressPolicy, Extractor, IPAddress, Resolver, system_resolve
 from tests.functions.hackernews.conftest import FakeHackerNews
+from tests.functions.urls.conftest import make_pdf, slow_pdf
 
 ARTICLE = """<!doctype html><html><head><meta charset="utf-8">
 <title>Loom: a tiny event pipeline | Example Blog</title></head><body>
@@ -36,18 +38,26 @@ too, so that a person can replay their own history and rebuild what was derived.
 Make = Callable[..., Awaitable[FunctionHarness]]
 
 
+@pytest.fixture(scope="session")
+def extractor() -> Iterator[Extractor]:
+    """The extracting workers of the default settings, shared (started on first need)."""
+    with contextlib.closing(HackerNewsSettings().extractor()) as workers:
+        yield workers
+
+
 @pytest.fixture
-async def make(hn: FakeHackerNews) -> AsyncIterator[Make]:
+async def make(hn: FakeHackerNews, extractor: Extractor) -> AsyncIterator[Make]:
     """The function with its lifespan open, on the stand-in (loopback allowed unless said);
-    ``resolve`` answers for the names of linked pages instead of the system."""
+    ``resolve`` answers for the names of linked pages instead of the system. The shared
+    extracting workers are used unless a ``hackernews_extract_*`` setting is given."""
     async with AsyncExitStack() as stack:
 
-        async def build(*, resolve: Resolver | None = None, **settings: Any) -> FunctionHarness:
+        async def build(*, resolve: Resolver = system_resolve, **settings: Any) -> FunctionHarness:
             settings.setdefault("hackernews_allow_private", True)
             config = hn.settings(**settings)
-            if resolve is None:
-                return await stack.enter_async_context(FunctionHarness(handle, settings=config))
-            state = await stack.enter_async_context(open_reader(config, resolve=resolve))
+            own = any(name.startswith("hackernews_extract_") for name in settings)
+            opened = open_reader(config, resolve=resolve, extractor=None if own else extractor)
+            state = await stack.enter_async_context(opened)
             return FunctionHarness(handle, settings=config, state=state)
 
         yield build
@@ -140,6 +150,23 @@ async def test_a_page_that_cannot_be_read_gives_an_empty_text(
     assert out.data["text"] == ""
     assert out.data["title"] == "Show HN: Loom"  # the item's own title stays
     assert (out.data["http_status"], out.data["content_type"]) == (status, content_type)
+
+
+async def test_a_pdf_too_slow_to_read_gives_an_empty_text(hn: FakeHackerNews, make: Make) -> None:
+    url = hn.serve("/slow.pdf", slow_pdf(), "application/pdf")  # 3 KB, half a minute of pypdf
+    h = await make(hackernews_extract_timeout_seconds=0.5, hackernews_extract_workers=1)
+    (out,) = await h.call(liked(42_000_001, url, "Show HN: Slow"))
+    assert (out.data["text"], out.data["title"]) == ("", "Show HN: Slow")
+    assert (out.data["http_status"], out.data["content_type"]) == (200, "application/pdf")
+    after = hn.serve("/paper.pdf", tiny_pdf("Hello from a PDF"), "application/pdf")
+    (again,) = await h.call(liked(42_000_003, after))  # another worker took its place
+    assert again.data["text"] == "Hello from a PDF"
+
+
+async def test_only_the_first_pages_of_a_long_pdf_are_read(hn: FakeHackerNews, make: Make) -> None:
+    url = hn.serve("/book.pdf", make_pdf([f"Chapter {n}" for n in range(1, 6)]), "application/pdf")
+    (out,) = await (await make(hackernews_max_pdf_pages=2)).call(liked(42_000_001, url))
+    assert out.data["text"] == "Chapter 1\n\nChapter 2"
 
 
 async def test_too_many_redirects_give_an_empty_text(hn: FakeHackerNews, make: Make) -> None:
@@ -235,6 +262,14 @@ def test_the_settings_become_the_fetchers_options() -> None:
     assert (options.accept or "").startswith("text/html")
     assert options.named("policy") == " (LOOM_HACKERNEWS_ALLOW_PRIVATE)"
     assert options.named("max_bytes") == " (LOOM_HACKERNEWS_FETCH_MAX_BYTES)"
+
+
+def test_the_settings_become_the_extractors_limits() -> None:
+    config = HackerNewsSettings(hackernews_extract_timeout_seconds=7,
+                                hackernews_extract_workers=3)  # fmt: skip
+    extractor = config.extractor()
+    assert (extractor.timeout_seconds, extractor.workers) == (7, 3)
+    assert extractor.setting == "LOOM_HACKERNEWS_EXTRACT_TIMEOUT_SECONDS"
 
 
 # ── the two together ─────────────────────────────────────────────────────────

@@ -5,9 +5,12 @@ Other content is a dead letter that says why."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from loom.catalog import default_catalog
 from loom.runtime.invoke import PoisonEvent
 from loom.store import BlobRef, LocalBlobStore
 from loom.testing import FunctionHarness, assert_emitted
-from tests.functions.urls.conftest import Make, Site, make_pdf, task
+from tests.functions.urls.conftest import Make, Site, make_pdf, slow_pdf, task
 
 PDF = "task.url.processed.pdf_extracted"
 WEB = "task.url.processed.web_archived"
@@ -201,6 +204,58 @@ async def test_a_long_pdf_text_is_kept_whole_within_what_the_type_may_hold(
     assert len(json.dumps(made.data, ensure_ascii=False).encode()) > 400_000
     assert made.data["page_count"] == 80
     assert made.data["text"].split("\f") == [page.strip() for page in pages]
+
+
+async def test_only_the_first_pages_of_a_long_pdf_are_read(make: Make, site: Site) -> None:
+    url = site.page("/book.pdf", make_pdf([f"Chapter {n}" for n in range(1, 6)]), "application/pdf")
+    (made,) = await (await make(urls_allow_private=True, urls_max_pdf_pages=2)).call(task(url))
+    assert made.data["page_count"] == 5  # the PDF's own
+    assert made.data["text"].split("\f") == ["Chapter 1", "Chapter 2"]
+
+
+async def test_a_pdf_that_takes_too_long_to_read_is_stopped_and_a_dead_letter(
+    make: Make, site: Site
+) -> None:
+    slow = site.page("/slow.pdf", slow_pdf(), "application/pdf")  # 3 KB, half a minute of pypdf
+    fine = site.page("/paper.pdf", PAPER, "application/pdf")
+    h = await make(urls_allow_private=True, urls_extract_timeout_seconds=1,
+                   urls_extract_workers=1)  # fmt: skip
+    await h.call(task(fine))  # the worker is warm
+    started = time.monotonic()
+    with pytest.raises(
+        PoisonEvent,
+        match=r"slow\.pdf: extracting its text took longer than 1 s "
+        r"\(LOOM_URLS_EXTRACT_TIMEOUT_SECONDS\) and was stopped; it would take as long again",
+    ):
+        await h.call(task(slow))
+    assert time.monotonic() - started < 5
+    (made,) = await h.call(task(fine))  # another worker took the stopped one's place
+    assert made.data["page_count"] == 3
+
+
+async def test_a_page_that_takes_too_long_to_read_is_stopped_and_a_dead_letter(
+    make: Make, site: Site
+) -> None:
+    body = "<html><body>" + "<p>lorem ipsum dolor sit amet consectetur</p>" * 20_000
+    url = site.page("/long.html", body + "</body></html>", "text/html")  # seconds of trafilatura
+    h = await make(urls_allow_private=True, urls_extract_timeout_seconds=0.3,
+                   urls_extract_workers=1)  # fmt: skip
+    with pytest.raises(
+        PoisonEvent, match=r"long\.html: extracting its text took longer than 0\.3 s"
+    ):
+        await h.call(task(url))
+
+
+async def test_slow_documents_hold_no_thread_of_the_event_loop(make: Make, site: Site) -> None:
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+    url = site.page("/slow.pdf", slow_pdf(), "application/pdf")
+    h = await make(urls_allow_private=True, urls_extract_timeout_seconds=0.5,
+                   urls_extract_workers=2)  # fmt: skip
+    calls = [asyncio.ensure_future(h.call(task(f"{url}?n={n}"))) for n in range(3)]
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(asyncio.to_thread(time.sleep, 0), 1)  # the loop's one thread is free
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(o, PoisonEvent) and "took longer" in str(o) for o in outcomes)
 
 
 async def test_the_lifespan_opens_the_clients_and_the_blob_store_from_the_settings(

@@ -31,6 +31,8 @@ def test_the_defaults() -> None:
     assert config.urls_hackernews_api_url == "https://hacker-news.firebaseio.com"
     assert config.urls_allowed_networks == []
     assert config.urls_max_redirects == 5
+    assert (config.urls_extract_timeout_seconds, config.urls_extract_workers) == (20, 2)
+    assert config.urls_max_pdf_pages == 2000
 
 
 @pytest.mark.parametrize(
@@ -40,6 +42,8 @@ def test_the_defaults() -> None:
         ("urls_allowed_networks", "not-a-network"),
         ("urls_twitter_oembed_url", "ftp://oembed.example"),
         ("urls_max_bytes", "0"),
+        ("urls_extract_timeout_seconds", "0"),
+        ("urls_max_pdf_pages", "0"),
     ],
 )
 def test_a_bad_setting_names_its_variable(name: str, value: str) -> None:
@@ -60,3 +64,12 @@ def test_the_settings_become_the_fetchers_options() -> None:
     assert options.policy == AddressPolicy(True, (ipaddress.ip_network("169.254.0.0/16"),))
     assert options.named("max_bytes") == " (LOOM_URLS_MAX_BYTES)"
     assert options.named("policy") == " (LOOM_URLS_ALLOW_PRIVATE, LOOM_URLS_ALLOWED_NETWORKS)"
+
+
+def test_the_settings_become_the_extractors_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOM_URLS_EXTRACT_TIMEOUT_SECONDS", "7.5")
+    monkeypatch.setenv("LOOM_URLS_EXTRACT_WORKERS", "3")
+    config = urls_settings(LoomSettings())
+    extractor = config.extractor()
+    assert (extractor.timeout_seconds, extractor.workers) == (7.5, 3)
+    assert extractor.setting == "LOOM_URLS_EXTRACT_TIMEOUT_SECONDS"

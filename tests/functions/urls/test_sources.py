@@ -12,7 +12,7 @@ import pytest
 from functions.urls.handler import TryLater
 from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.testing import assert_emitted
-from tests.functions.urls.conftest import Make, Site, hosts, make_pdf, task
+from tests.functions.urls.conftest import Make, Site, hosts, make_pdf, slow_pdf, task
 
 TWEET = "task.url.processed.twitter_archived"
 HN = "task.url.processed.hackernews_archived"
@@ -163,6 +163,18 @@ async def test_a_story_linking_to_a_private_address_is_archived_without_the_arti
     assert made.data["article_url"] == article
     assert "article_text" not in made.data
     assert site.paths() == ["/v0/item/8.json"]
+
+
+async def test_a_story_linking_to_a_pdf_too_slow_to_read_is_archived_without_it(
+    make: Make, site: Site
+) -> None:
+    pdf = site.page("/slow", slow_pdf(), "application/pdf")
+    hn_item(site, {"id": 11, "type": "story", "title": "A slow paper", "url": pdf})
+    h = await make(urls_allow_private=True, urls_extract_timeout_seconds=0.5,
+                   urls_extract_workers=1)  # fmt: skip
+    (made,) = await h.call(task("https://news.ycombinator.com/item?id=11"))
+    assert (made.data["title"], made.data["article_url"]) == ("A slow paper", pdf)
+    assert "article_text" not in made.data
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ It runs under uvicorn in a thread on 127.0.0.1, records every request, and answe
 from a script first (``answer(...)``), then like ingest: 202 for an event, a
 batch 202 or 207 with one result per event. An event whose data has a latitude
 over 90 is refused 422 with a problem+json naming the pointer, as the schema
-check would.
+check would; a request body over ``max_request_bytes`` (when set) is refused 413 as
+a whole, as ingest's body limit does.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FakeIngest:
     script: deque[tuple[int, Any, dict[str, str]]] = field(default_factory=deque)
     commands: list[dict[str, Any]] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
+    max_request_bytes: int | None = None
 
     def answer(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         """The next request gets this answer instead of the ingest-like one."""
@@ -95,7 +97,12 @@ def _app(fake: FakeIngest) -> Starlette:
         scripted = await record(request)
         if scripted is not None:
             return scripted
-        body = json.loads(fake.requests[-1].body)
+        raw = fake.requests[-1].body
+        if fake.max_request_bytes is not None and len(raw) > fake.max_request_bytes:
+            limit = fake.max_request_bytes
+            refused = problem(413, f"body is over the limit of {limit} bytes", limit=limit)
+            return JSONResponse(refused, status_code=413, media_type=PROBLEM)
+        body = json.loads(raw)
         if request.headers["content-type"] != "application/cloudevents-batch+json":
             refused = _verdict(body)
             if refused:

@@ -89,6 +89,46 @@ def test_refused_events_leave_the_queue_for_its_rejected_list(tmp_path: Path) ->
     assert [e["id"] for e in ingest.events()] == [good, bad, after]
 
 
+def test_an_event_too_large_for_ingest_is_refused_alone_and_the_queue_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "queue.db"
+    with running() as ingest, client(ingest.url, path) as loom:
+        ingest.max_request_bytes = 20_000
+        big = loom.enqueue("device.sensor.gps.raw", {**GPS, "note": "x" * 30_000})
+        small = [loom.enqueue("device.sensor.gps.raw", {**GPS, "n": n}) for n in range(3)]
+        flushed = loom.flush()
+        assert flushed.sent == 3
+        assert [(r.id, r.status, r.accepted) for r in flushed.rejected] == [(big, 413, False)]
+        assert "over the limit of 20000 bytes" in (flushed.rejected[0].detail or "")
+        assert len(loom.queue) == 0
+        (kept,) = loom.queue.rejected()
+        assert (kept["event"]["id"], kept["status"]) == (big, 413)
+        later = loom.enqueue("device.sensor.gps.raw", GPS)
+        assert loom.flush().sent == 1  # nothing is left at the head to block it
+    taken = [e["id"] for r in ingest.requests if len(r.body) <= 20_000 for e in r.json()]
+    assert taken == [*small, later]  # each once, in order
+
+
+def test_a_batch_refused_whole_is_halved_until_the_bad_event_is_alone(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    with running() as ingest, client(ingest.url, path) as loom:
+        ids = [loom.enqueue("device.sensor.gps.raw", {**GPS, "n": n}) for n in range(8)]
+        ingest.answer(400, problem(400, "the batch is not valid JSON"))  # all 8
+        ingest.answer(400, problem(400, "the batch is not valid JSON"))  # the first 4
+        ingest.answer(400, problem(400, "the batch is not valid JSON"))  # the first 2
+        ingest.answer(400, problem(400, "not valid: event 0"))  # event 0 alone
+        flushed = loom.flush()
+        assert flushed.sent == 7
+        assert [(r.id, r.status, r.detail) for r in flushed.rejected] == [
+            (ids[0], 400, "not valid: event 0")
+        ]
+        assert len(loom.queue) == 0
+    sizes = [len(r.json()) for r in ingest.requests]
+    assert sizes == [8, 4, 2, 1, 1, 2, 4]
+    assert [e["id"] for e in ingest.events()][-7:] == ids[1:]  # in order
+
+
 def test_a_full_queue_refuses_with_a_clear_error_and_takes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
     with client("http://127.0.0.1:9", path, queue_max_events=3) as loom:

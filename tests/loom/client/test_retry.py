@@ -143,6 +143,22 @@ def test_a_large_batch_is_cut_in_order(ingest: FakeIngest) -> None:
     assert [e["data"]["n"] for e in ingest.events()] == list(range(7))
 
 
+def test_a_batch_too_large_for_ingest_is_split_and_only_the_oversized_event_refused(
+    ingest: FakeIngest,
+) -> None:
+    ingest.max_request_bytes = 4_000
+    events = [{"type": "device.sensor.gps.raw", "id": f"e{n}", "data": {**GPS, "n": n}}
+              for n in range(20)]  # fmt: skip
+    events[13]["data"]["note"] = "x" * 5_000
+    with client_for(ingest.url) as loom:
+        result = loom.send_batch(events)
+    assert [r.id for r in result.results] == [e["id"] for e in events]
+    (refused,) = result.rejected
+    assert (refused.id, refused.status, refused.retryable) == ("e13", 413, False)
+    taken = [e["id"] for r in ingest.requests if len(r.body) <= 4_000 for e in r.json()]
+    assert taken == [e["id"] for e in events if e["id"] != "e13"]  # each once, in order
+
+
 async def test_the_async_client_retries_alike(ingest: FakeIngest) -> None:
     ingest.answer(429, problem(429, "slow down", retry_after=1), {"Retry-After": "1"})
     async with AsyncLoomClient(ingest.url, "loom_token", retry=FAST) as loom:

@@ -37,7 +37,7 @@ class Answer:
 @dataclass
 class Site:
     """A real HTTP server; ``answers`` maps a path to its Answer, ``asked`` lists every
-    request as {path, query, host, user_agent, sni}."""
+    request as {path, query, host, user_agent, sni, accept, accept_encoding}."""
 
     host: str
     port: int = 0
@@ -73,7 +73,8 @@ def serve(site: Site, tls: ssl.SSLContext | None = None) -> Iterator[Site]:
             site.asked.append({"path": split.path, "query": parse_qs(split.query),
                                "host": self.headers.get("Host"), "sni": sni,
                                "user_agent": self.headers.get("User-Agent"),
-                               "accept": self.headers.get("Accept")})  # fmt: skip
+                               "accept": self.headers.get("Accept"),
+                               "accept_encoding": self.headers.get("Accept-Encoding")})  # fmt: skip
             answer = site.answers.get(split.path, Answer(404, {"Content-Type": "text/plain"},
                                                          b"not here"))  # fmt: skip
             try:

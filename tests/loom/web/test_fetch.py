@@ -11,6 +11,9 @@ import itertools
 import socket
 import ssl
 import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
 
 import pytest
 
@@ -252,6 +255,53 @@ async def test_a_compressed_body_is_limited_by_its_decompressed_size(
     site.page("/bomb.pdf", bomb, "application/pdf", **{"Content-Encoding": "gzip"})
     with pytest.raises(FetchRefused, match="larger than 1000000 bytes"):
         await (await fetcher(policy=LOCAL, max_bytes=1_000_000)).get(site.url("/bomb.pdf"))
+
+
+async def test_a_compressed_bomb_never_holds_much_more_than_the_limit_in_memory(
+    fetcher: Make, site: Site
+) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = b"\0" * (1 << 20)
+    bomb = b"".join(packer.compress(zeros) for _ in range(256)) + packer.flush()  # 256 MiB
+    site.page("/bomb.html", bomb, "text/html", **{"Content-Encoding": "gzip"})
+    f = await fetcher(policy=LOCAL, max_bytes=2_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchRefused, match="larger than 2000000 bytes") as info:
+            await f.get(site.url("/bomb.html"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason == "too_large"
+    assert peak < 2_000_000 + 3 * 1024 * 1024  # the body so far, and a few pieces besides
+
+
+@pytest.mark.parametrize(
+    ("coding", "pack"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib's wrapper, as the RFC says
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw, as some servers send it
+        ("identity", lambda data: data),
+    ],
+)
+async def test_compressed_bodies_are_read_whole(
+    fetcher: Make, site: Site, coding: str, pack: Callable[[bytes], bytes]
+) -> None:
+    text = b"<p>" + b"Loom keeps what your devices see. " * 40_000 + b"</p>"  # 1.4 MB
+    site.page("/page", pack(text), "text/html", **{"Content-Encoding": coding})
+    fetched = await (await fetcher(policy=LOCAL, max_bytes=len(text))).get(site.url("/page"))
+    assert fetched.body == text
+    assert site.asked[0]["accept_encoding"] == "gzip, deflate"  # only what is read here
+
+
+async def test_a_body_compressed_twice_over_is_not_undone(fetcher: Make, site: Site) -> None:
+    twice = gzip.compress(gzip.compress(b"\0" * 1_000_000))
+    site.page("/twice", twice, "text/html", **{"Content-Encoding": "gzip, gzip"})
+    with pytest.raises(FetchRefused, match="compressed 2 times over") as info:
+        await (await fetcher(policy=LOCAL)).get(site.url("/twice"))
+    assert info.value.reason == "undecodable"
 
 
 async def test_a_broken_compressed_body_cannot_be_decoded(fetcher: Make, site: Site) -> None:
