@@ -22,6 +22,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from functions.ingest.accept import Accepted
 from functions.ingest.problems import (
+    Forbidden,
     IngestError,
     ServiceUnavailable,
     TooManyRequests,
@@ -113,17 +114,26 @@ def add_audio_stream(app: FastAPI) -> None:
                 if message["type"] == "websocket.disconnect":
                     break
                 try:
+                    # a token revoked since the socket opened (rotation, the device deleted)
+                    # stops it here: the check is a cache hit, cleared on every replica then
+                    principal = await state.tokens.principal(auth)
                     chunk = _chunk(message, query, device_id)
                     accepted = state.acceptor.accept(
                         seed_event(event_type, chunk, principal), principal
                     )
                     state.limiter.take(accepted.device_id)
+                except ServiceUnavailable:
+                    raise
                 except (ValueError, TypeError, LoomError) as exc:
                     await unless_acker_failed(pending.put(None))
                     await acker  # the good chunks before this one are acked first
                     body = problem(exc) if isinstance(exc, LoomError) else {"detail": str(exc)}
                     await websocket.send_json({**body, "type": "error"})
-                    code = TRY_AGAIN if isinstance(exc, TooManyRequests) else INVALID_DATA
+                    code = INVALID_DATA
+                    if isinstance(exc, TooManyRequests):
+                        code = TRY_AGAIN
+                    elif isinstance(exc, (Unauthorized, Forbidden)):
+                        code = POLICY
                     await websocket.close(code=code, reason=str(body["detail"])[:120])
                     return
                 delivery = asyncio.create_task(state.deliver([accepted]))

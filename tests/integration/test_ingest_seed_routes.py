@@ -190,6 +190,25 @@ def test_audio_websocket_refuses_a_bad_token(client: TestClient, device: dict[st
     assert closed.value.code == 1008
 
 
+def test_audio_websocket_stops_once_its_token_is_rotated(
+    client: TestClient, admin: str, device: dict[str, Any]
+) -> None:
+    did = device["device_id"]
+    pcm = b"\x00\x01" * 1600
+    with client.websocket_connect(f"/audio/stream/{did}?token={device['token']}") as ws:
+        ws.send_bytes(pcm)
+        assert ws.receive_json()["type"] == "ack"
+        rotated = client.post(f"/devices/{did}/token", headers={"Authorization": f"Bearer {admin}"})
+        assert rotated.status_code == 200, rotated.text
+        ws.send_bytes(pcm)
+        error = ws.receive_json()
+        assert error["type"] == "error"
+        assert "revoked" in error["detail"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1008
+
+
 def test_health_readiness_and_metrics(client: TestClient, device: dict[str, Any]) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
