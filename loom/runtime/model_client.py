@@ -154,6 +154,14 @@ class LocalModelClient:
         self.name = name
         self.predictor = predictor
 
+    async def aclose(self) -> None:
+        """Stops the predictor (KServe's ``stop``, as the model server does on SIGTERM):
+        its threads and its batch loop, on this event loop, before the loop closes."""
+        stop = getattr(self.predictor, "stop", None)
+        if stop is not None:
+            stop()
+            await asyncio.sleep(0)  # what it cancelled ends here, not as a destroyed task
+
     async def infer(self, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await self.predictor.infer_json(payload)
@@ -181,7 +189,8 @@ async def open_model_clients(
     names: Iterable[str], settings: LoomSettings
 ) -> AsyncIterator[dict[str, ModelClient]]:
     """A client per model ``names``: over HTTP where ``LOOM_MODEL_URLS`` names a server,
-    else the registered predictor loaded in this process (once per host)."""
+    else the registered predictor loaded in this process (once per host). Leaving closes
+    the HTTP clients and stops the predictors loaded here."""
     config = settings_for(ModelSettings, settings)
     clients: dict[str, ModelClient] = {}
     async with AsyncExitStack() as resources:
@@ -193,7 +202,10 @@ async def open_model_clients(
                 resources.push_async_callback(http.aclose)
                 clients[name] = http
             else:
-                clients[name] = await _local(name)
+                local = await _local(name)
+                if isinstance(local, LocalModelClient):
+                    resources.push_async_callback(local.aclose)
+                clients[name] = local
         yield clients
 
 

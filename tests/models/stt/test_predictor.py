@@ -18,7 +18,8 @@ pytest.importorskip("models.base", reason="needs the models extra (kserve)")
 from kserve.errors import ServerNotReady
 
 from loom.errors import ConfigError
-from loom.runtime.model_client import LocalModelClient, ModelRefused
+from loom.runtime.model_client import LocalModelClient, ModelRefused, open_model_clients
+from loom.settings import LoomSettings, load_settings
 from models.stt.predictor import SttModel
 from models.stt.settings import SttSettings
 from tests.models.stt.tiny import speech_like, stt_request
@@ -195,3 +196,21 @@ async def test_a_failed_step_fails_its_streams_and_the_server_goes_on(
     assert engine.stats.busy == 0
     answer = await model.infer_json(stt_request(speech_like(0.5, seed=11)))
     assert answer["stream"]["slot"] == 0
+
+
+async def test_a_host_running_stt_in_process_stops_it_when_it_closes(
+    stt_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOOM_MODEL_URLS", raising=False)
+    for name, value in {"LOOM_STT_MODEL_DIR": str(stt_checkpoint), "LOOM_STT_DEVICE": "cpu",
+                        "LOOM_STT_MAX_STREAMS": "2", "LOOM_STT_THREADS": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    async with open_model_clients(["stt"], load_settings(LoomSettings)) as clients:
+        client = clients["stt"]
+        assert isinstance(client, LocalModelClient)
+        answer = await client.infer(stt_request(speech_like(0.5, seed=12)))
+        model = client.predictor
+    assert answer["duration_ms"] == 500
+    assert model.streams is None  # its step loop and torch thread are gone
+    assert not model.ready
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "stt-steps"]
