@@ -14,6 +14,17 @@ Each mailbox is read by UID from where the cursor stopped (``{"mailboxes": {name
 UIDVALIDITY, the renumbered messages are new events. The first read of a mailbox takes
 the last ``LOOM_MAIL_INITIAL_DAYS`` days, at most the newest
 ``LOOM_MAIL_INITIAL_MAX_MESSAGES``; older messages are left alone for good.
+
+No message can stop a mailbox: the envelope's fields come from the header alone, the
+snippet and ``has_attachments`` from the first ``PREVIEW_BYTES`` of the message, and
+where either does not parse (parts nested a thousand deep, say) the fields stay empty,
+the failure is logged (``mail.unparsable``, without the message's text) and both events
+go out as ever; the ``mail`` function dead-letters what it cannot parse.
+
+Memory: messages up to the inline size are fetched together, larger ones one at a time,
+each let go once it is in the blob store; no body is parsed whole. A run holds one big
+message, a batch's small ones (``LOOM_MAIL_BATCH_SIZE`` of at most
+``LOOM_MAIL_INLINE_MAX_BYTES``) and the parse of one preview.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.mail.imap import ImapSession, MailboxMissing, MessageInfo
-from functions.mail.parse import NotAnEmail, ParsedMail, parse_message
+from functions.mail.parse import NotAnEmail, parse_headers, parse_message
 from functions.mail.settings import ImapAccount, MailSettings
 from loom.runtime.event import Event
 from loom.runtime.fetcher import Batch, FetchContext, fetcher
@@ -33,10 +44,11 @@ from loom.settings import settings_for
 from loom.store.blobs import BlobStore, open_blob_store
 from loom.store.settings import StoreSettings
 
-__all__ = ["ENVELOPE", "RAW", "fetch"]
+__all__ = ["ENVELOPE", "PREVIEW_BYTES", "RAW", "fetch"]
 
 ENVELOPE = "external.email.events.raw"
 RAW = "external.email.raw"
+PREVIEW_BYTES = 256 * 1024  # the snippet and has_attachments are read from this much
 
 
 @fetcher(produces=[ENVELOPE, RAW], settings=MailSettings)
@@ -128,28 +140,35 @@ class _Mailbox:
             yield done
 
     def _read(self, group: list[MessageInfo]) -> list[Event]:
-        """Fetch ``group``'s bytes (headers only of those too big) and make its events."""
-        limit = self.config.mail_max_message_bytes
-        whole = self.session.bodies([i.uid for i in group if i.size <= limit])
+        """``group``'s events: messages up to the inline size fetched together, larger
+        ones one at a time (each let go once stored), of those too big only the header."""
+        limit, inline = self.config.mail_max_message_bytes, self.config.mail_inline_max_bytes
+        small = self.session.bodies([i.uid for i in group if i.size <= min(inline, limit)])
         heads = self.session.bodies([i.uid for i in group if i.size > limit], headers_only=True)
         events: list[Event] = []
         for info in group:
-            if info.uid in whole:
-                events += self._events(info, whole[info.uid], complete=True)
-            elif info.uid in heads:
-                self.ctx.log.warning("mail.too_big", mailbox=self.name, uid=info.uid,
-                                     size_bytes=info.size, limit_bytes=limit)  # fmt: skip
-                events += self._events(info, heads[info.uid], complete=False)
+            if info.size > limit:
+                if info.uid in heads:
+                    self.ctx.log.warning("mail.too_big", mailbox=self.name, uid=info.uid,
+                                         size_bytes=info.size, limit_bytes=limit)  # fmt: skip
+                    events += self._events(info, heads.pop(info.uid), complete=False)
+                continue
+            events += self._whole(info, small)
         return events
+
+    def _whole(self, info: MessageInfo, small: dict[int, bytes]) -> list[Event]:
+        """The events of a message read whole: from ``small``, else fetched alone (and
+        let go on return, before the next one is fetched); none if it is gone meanwhile."""
+        if info.size <= self.config.mail_inline_max_bytes:
+            raw = small.pop(info.uid, None)
+        else:
+            raw = self.session.bodies([info.uid]).get(info.uid)
+        return [] if raw is None else self._events(info, raw, complete=True)
 
     def _events(self, info: MessageInfo, raw: bytes, *, complete: bool) -> list[Event]:
         ctx, key = self.ctx, f"{self.name}|{self.uidvalidity}|{info.uid}"
-        try:
-            parsed: ParsedMail | None = parse_message(raw)
-        except NotAnEmail:
-            parsed = None
         stamp = _iso(info.received_at)
-        envelope = _envelope(parsed, complete) | {
+        envelope = self._envelope(info, raw, complete) | {
             "schema_version": "1.0", "timestamp": stamp, "account": ctx.account,
             "mailbox": self.name, "uid_validity": self.uidvalidity, "message_uid": info.uid,
             "received_at": stamp, "flags": [f for f in info.flags if f][:100],
@@ -168,21 +187,42 @@ class _Mailbox:
             data["raw"] = self.blobs.put(raw, "message/rfc822")
         return [first, ctx.event(RAW, data, key=key, time=info.received_at)]
 
+    def _envelope(self, info: MessageInfo, raw: bytes, complete: bool) -> dict[str, Any]:
+        """The header fields of external.email.events.raw, from the header alone; the
+        snippet and has_attachments from the message's first ``PREVIEW_BYTES`` (with
+        ``complete`` false ``raw`` is the header only: a multipart/mixed message most
+        likely has attachments). Empty where the bytes are no email or do not parse."""
+        fields: dict[str, Any] = {"from": "", "to": [], "cc": [], "subject": "",
+                                  "has_attachments": False}  # fmt: skip
+        try:
+            head = parse_headers(raw)
+        except NotAnEmail:
+            return fields
+        except Exception as exc:  # noqa: BLE001 — a header beyond the parser: empty fields
+            self._unparsable(info, "header", exc)
+            return fields
+        fields |= {"from": head.sender, "to": head.to, "cc": head.cc, "subject": head.subject,
+                   "has_attachments": head.multipart_mixed}  # fmt: skip
+        if head.message_id:
+            fields["message_id_header"] = head.message_id
+        if not complete:
+            return fields
+        try:
+            preview = parse_message(raw[:PREVIEW_BYTES])
+        except Exception as exc:  # noqa: BLE001 — no snippet; the function dead-letters it
+            self._unparsable(info, "body", exc)
+            fields["snippet"] = ""
+            return fields
+        fields["snippet"] = preview.snippet()
+        cut = len(raw) > PREVIEW_BYTES and head.multipart_mixed  # the rest may hold some
+        fields["has_attachments"] = cut or any(not a.inline for a in preview.attachments)
+        return fields
 
-def _envelope(parsed: ParsedMail | None, complete: bool) -> dict[str, Any]:
-    """The header fields of external.email.events.raw (empty for bytes that are no email)."""
-    if parsed is None:
-        return {"from": "", "to": [], "cc": [], "subject": "", "has_attachments": False}
-    fields: dict[str, Any] = {"from": parsed.sender, "to": parsed.to, "cc": parsed.cc,
-                              "subject": parsed.subject}  # fmt: skip
-    if parsed.message_id:
-        fields["message_id_header"] = parsed.message_id
-    if complete:
-        fields["snippet"] = parsed.snippet()
-        fields["has_attachments"] = any(not a.inline for a in parsed.attachments)
-    else:  # only the header was read: a multipart/mixed message most likely has some
-        fields["has_attachments"] = parsed.multipart_mixed
-    return fields
+    def _unparsable(self, info: MessageInfo, part: str, exc: Exception) -> None:
+        """Log a message whose ``part`` does not parse: where it is and why, not its text."""
+        self.ctx.log.warning("mail.unparsable", mailbox=self.name, uid=info.uid, part=part,
+                             size_bytes=info.size, error=type(exc).__name__,
+                             reason=str(exc)[:200])  # fmt: skip
 
 
 def _by_bytes(infos: list[MessageInfo], config: MailSettings) -> Iterator[list[MessageInfo]]:

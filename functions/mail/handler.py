@@ -3,8 +3,17 @@
 whose bytes go to the blob store (``LOOM_STORE_BLOB_URL``) and are referred to by URI
 and SHA-256.
 
-Bytes that are no email, a blob that is gone or does not match its SHA-256, are
-poison (dead-lettered with the reason); a blob store that cannot be reached is retried.
+Bytes that are no email, a message the parser cannot read (parts nested a thousand
+deep, say), a blob that is gone or does not match its SHA-256, are poison
+(dead-lettered with the reason): another try would fail the same way. A blob store that
+cannot be reached is retried.
+
+Memory: parsing a message of N bytes takes four to seven times N (the bytes, the
+parser's lines and joined bodies, the decoded attachments or text). Messages from the
+blob store (those over ``LOOM_MAIL_INLINE_MAX_BYTES``) are therefore read and parsed
+one at a time per replica, the small inline ones side by side, and a replica asks for
+``MEMORY``: room for the largest message the fetcher sends (``LOOM_MAIL_MAX_MESSAGE_BYTES``,
+32 MiB: ``loom serve mail`` idles at about 110 MiB and peaks at 230 to 320 MiB with one).
 """
 
 from __future__ import annotations
@@ -12,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from functions.mail.parse import Attachment, NotAnEmail, ParsedMail, parse_message
@@ -26,38 +36,56 @@ from loom.settings import LoomSettings, settings_for
 from loom.store.blobs import BlobRef, BlobStore, open_blob_store
 from loom.store.settings import StoreSettings
 
-__all__ = ["INPUT", "OUTPUT", "handle", "open_blobs"]
+__all__ = ["INPUT", "MEMORY", "OUTPUT", "MailState", "handle", "open_state"]
 
 INPUT = "external.email.raw"
 OUTPUT = "external.email.parsed"
-# The schema's limits on the bodies and on attachments per message.
-TEXT_CHARS, HTML_CHARS, MAX_ATTACHMENTS = 10_000_000, 20_000_000, 500
+MAX_ATTACHMENTS = 500  # the schema's limit on attachments per message
+MEMORY = "512Mi"  # see "Memory" above
 
 
-@asynccontextmanager
-async def open_blobs(settings: LoomSettings) -> AsyncIterator[BlobStore]:
+@dataclass
+class MailState:
+    """What the function keeps between events: the blob store, and the turn that messages
+    from it (the big ones) take, one at a time."""
+
+    blobs: BlobStore
+    big: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@contextlib.asynccontextmanager
+async def open_state(settings: LoomSettings) -> AsyncIterator[MailState]:
     """The blob store of LOOM_STORE_BLOB_URL (the store's): raw messages too big to travel
     inline are read from it, attachments written to it."""
     where = settings_for(StoreSettings, settings)
-    yield open_blob_store(where.store_blob_url, where.store_s3_endpoint_url)
+    yield MailState(open_blob_store(where.store_blob_url, where.store_s3_endpoint_url))
 
 
-@function(consumes=[INPUT], produces=[OUTPUT], lifespan=open_blobs)
+@function(consumes=[INPUT], produces=[OUTPUT], lifespan=open_state, memory=MEMORY)
 async def handle(event: Event, ctx: Context) -> Event:
     """Headers, text and attachments of a fetched email; attachments go to the blob store."""
-    blobs: BlobStore = ctx.state
+    state: MailState = ctx.state
     data = event.data
-    raw = await asyncio.to_thread(_raw_bytes, data, blobs)
-    try:
-        parsed = await asyncio.to_thread(parse_message, raw)
-    except NotAnEmail as exc:
-        raise PoisonEvent(f"message {data['mailbox']}/{data['message_uid']}: {exc}") from None
-    kept = parsed.attachments[:MAX_ATTACHMENTS]
-    if len(parsed.attachments) > len(kept):
-        ctx.log.warning("mail.attachments_dropped", kept=len(kept),
-                        dropped=len(parsed.attachments) - len(kept))  # fmt: skip
-    attachments = await asyncio.to_thread(_store_attachments, kept, blobs)
+    async with state.big if "raw" in data else contextlib.nullcontext():
+        parsed = await asyncio.to_thread(_read, data, state.blobs)
+        kept = parsed.attachments[:MAX_ATTACHMENTS]
+        if len(parsed.attachments) > len(kept):
+            ctx.log.warning("mail.attachments_dropped", kept=len(kept),
+                            dropped=len(parsed.attachments) - len(kept))  # fmt: skip
+        attachments = await asyncio.to_thread(_store_attachments, kept, state.blobs)
     return event.derive(OUTPUT, _parsed(data, parsed, attachments), source=ctx.source)
+
+
+def _read(data: dict[str, Any], blobs: BlobStore) -> ParsedMail:
+    """The message parsed; poison where it is no email or the parser gives up on it."""
+    raw = _raw_bytes(data, blobs)
+    try:
+        return parse_message(raw)
+    except Exception as exc:  # noqa: BLE001 — another try would fail the same way
+        where = f"message {data['mailbox']}/{data['message_uid']}"
+        if isinstance(exc, NotAnEmail):
+            raise PoisonEvent(f"{where}: {exc}") from None
+        raise PoisonEvent(f"{where} cannot be parsed: {type(exc).__name__}: {exc}") from None
 
 
 def _raw_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
@@ -103,13 +131,13 @@ def _parsed(
         "subject": parsed.subject,
         # No (readable) Date header: when the server received it.
         "date": parsed.date.isoformat() if parsed.date else data["timestamp"],
-        "text_body": parsed.text_body[:TEXT_CHARS],
+        "text_body": parsed.text_body,
         "attachments": attachments,
     }
     if parsed.message_id:
         out["message_id_header"] = parsed.message_id
     if parsed.html_body is not None:
-        out["html_body"] = parsed.html_body[:HTML_CHARS]
+        out["html_body"] = parsed.html_body
     if parsed.thread_id:
         out["thread_id"] = parsed.thread_id
     return out

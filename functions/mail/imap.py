@@ -55,6 +55,10 @@ class ImapSession:
                             ssl_context=context, timeout=self._timeout)  # fmt: skip
         try:
             client.normalise_times = False  # INTERNALDATE with its offset, not local time
+            # imapclient sets imaplib's debug level to 5, at which imaplib writes every
+            # answer as text for its logger, whole messages too, whether or not anything
+            # logs it: three times a message's size in memory, and its text at DEBUG.
+            client._imap.debug = 0
             if account.security == "starttls":
                 client.starttls(context)
             client.login(account.username, account.password.get_secret_value())

@@ -3,34 +3,56 @@
 Mail in the wild breaks the rules, so reading is lenient: a header that does not parse
 is kept as its decoded text, a part in an unknown charset is read as UTF-8 (else
 Windows-1252), a multipart without its boundary is read as text. Only bytes with no
-header at all are refused (:class:`NotAnEmail`).
+header at all are refused (:class:`NotAnEmail`); a message the parser cannot read at all
+(parts nested too deep, say) raises what the parser raised.
 
 The text body is the first ``text/plain`` part that is not an attachment; where there is
 none, the first ``text/html`` part as text. Every other leaf part (files, inline images,
 a forwarded message, a calendar invitation) is an attachment.
+
+Memory: the bytes are fed to the parser a piece at a time, base64 is decoded in one
+step, and bodies are decoded only as far as the schemas' limits, so a message of N bytes
+takes four to seven times N (``BytesParser.parsebytes`` and ``get_payload(decode=True)``
+alone take ten). :func:`parse_headers` reads the header alone.
 """
 
 from __future__ import annotations
 
+import binascii
+import codecs
 import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
+from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser
 from email.utils import formataddr, getaddresses, parsedate_to_datetime
 from typing import Any
 
 from functions.mail.htmltext import html_to_text
 
-__all__ = ["Attachment", "NotAnEmail", "ParsedMail", "parse_message"]
+__all__ = [
+    "HTML_CHARS",
+    "TEXT_CHARS",
+    "Attachment",
+    "Headers",
+    "NotAnEmail",
+    "ParsedMail",
+    "parse_headers",
+    "parse_message",
+]
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
 # The schemas' limits: longer values are cut.
 HEADER_CHARS, SUBJECT_CHARS, MAX_ADDRESSES = 998, 4096, 1000
+TEXT_CHARS, HTML_CHARS = 10_000_000, 20_000_000
+_CHUNK = 1024 * 1024  # bytes fed to the parser, or decoded, at a time
+_HEADER_BYTES = 1024 * 1024  # a header longer than this is cut
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 class NotAnEmail(ValueError):
@@ -46,7 +68,9 @@ class Attachment:
 
 
 @dataclass(frozen=True)
-class ParsedMail:
+class Headers:
+    """What the header of a message says."""
+
     message_id: str | None
     sender: str  # the From header, decoded
     to: list[str]
@@ -55,10 +79,7 @@ class ParsedMail:
     date: datetime | None
     in_reply_to: str | None
     references: list[str]
-    text_body: str
-    html_body: str | None
-    attachments: list[Attachment]
-    multipart_mixed: bool  # a hint of attachments when only the headers were read
+    multipart_mixed: bool  # a hint of attachments when only the header was read
 
     @property
     def thread_id(self) -> str | None:
@@ -66,17 +87,36 @@ class ParsedMail:
         replied to, else this message itself."""
         return self.references[0] if self.references else self.in_reply_to or self.message_id
 
+
+@dataclass(frozen=True)
+class ParsedMail(Headers):
+    """The header, the bodies (cut to ``TEXT_CHARS``, ``HTML_CHARS``) and the attachments."""
+
+    text_body: str
+    html_body: str | None
+    attachments: list[Attachment]
+
     def snippet(self, chars: int = 200) -> str:
         """The start of the text body on one line."""
         text = " ".join(self.text_body.split())
         return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
 
 
+def parse_headers(raw: bytes) -> Headers:
+    """The header of ``raw`` (the message, or its header alone), the body left unread;
+    :class:`NotAnEmail` if it has no header."""
+    found = _HEADER_END.search(raw, 0, _HEADER_BYTES)
+    head = raw[: found.end() if found else _HEADER_BYTES]
+    return _headers(BytesHeaderParser(policy=policy.default).parsebytes(head))
+
+
 def parse_message(raw: bytes) -> ParsedMail:
     """Headers, bodies and attachments of ``raw``; :class:`NotAnEmail` if it has no header."""
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    if not msg.keys():
-        raise NotAnEmail("no header fields: the bytes are not an RFC 822 message")
+    parser = BytesFeedParser(policy=policy.default)
+    for start in range(0, len(raw), _CHUNK):  # parsebytes would copy all of it, as str
+        parser.feed(raw[start : start + _CHUNK])
+    msg: Any = parser.close()
+    head = _headers(msg)
     plain: str | None = None
     html: str | None = None
     attachments: list[Attachment] = []
@@ -84,18 +124,24 @@ def parse_message(raw: bytes) -> ParsedMail:
         kind, disposition, filename = _content_type(part), _disposition(part), _filename(part)
         body = disposition != "attachment" and not filename
         if body and plain is None and kind in ("text/plain", "broken/multipart"):
-            plain = _text(part)
+            plain = _text(part, TEXT_CHARS)
         elif body and html is None and kind == "text/html":
-            html = _text(part)
+            html = _text(part, HTML_CHARS)
         else:
             file = disposition == "attachment" or (bool(filename) and disposition != "inline")
             attachments.append(Attachment(filename, _attachment_type(kind), _content(part),
                                           inline=not file))  # fmt: skip
     if plain is None or (not plain.strip() and html):
-        text = html_to_text(html) if html else (plain or "")
+        text = html_to_text(html[:TEXT_CHARS])[:TEXT_CHARS] if html else (plain or "")
     else:
         text = plain
-    return ParsedMail(
+    return ParsedMail(**vars(head), text_body=text, html_body=html, attachments=attachments)
+
+
+def _headers(msg: EmailMessage) -> Headers:
+    if not msg.keys():
+        raise NotAnEmail("no header fields: the bytes are not an RFC 822 message")
+    return Headers(
         message_id=_first_id(_header(msg, "message-id")),
         sender=_header(msg, "from")[:HEADER_CHARS],
         to=_addresses(msg, "to"),
@@ -104,9 +150,6 @@ def parse_message(raw: bytes) -> ParsedMail:
         date=_date(msg),
         in_reply_to=_first_id(_header(msg, "in-reply-to")),
         references=[r[:HEADER_CHARS] for r in _MSG_ID.findall(_header(msg, "references"))],
-        text_body=text,
-        html_body=html,
-        attachments=attachments,
         multipart_mixed=msg.get_content_type() == "multipart/mixed",
     )
 
@@ -154,27 +197,69 @@ def _content(part: Message) -> bytes:
             return b"".join(bytes(sub) for sub in payload)
         except Exception:  # noqa: BLE001 — a message that cannot be written back
             return b"".join(sub.as_string().encode("utf-8", "replace") for sub in payload)
+    # What get_payload(decode=True) gives, without its copies: it tries the payload as
+    # UTF-8 first (three times its size for 8-bit text), and splits base64 into lines
+    # and joins them again before decoding.
+    payload = part._payload  # type: ignore[attr-defined]  # get_payload() copies it too
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if isinstance(payload, str) and encoding in ("", "7bit", "8bit", "binary", "base64",
+                                                 "quoted-printable"):  # fmt: skip
+        with contextlib.suppress(UnicodeEncodeError):  # else as the standard library does
+            data = payload.encode("ascii", "surrogateescape")  # the bytes as they came
+            if encoding == "base64":
+                return _base64(data)
+            return binascii.a2b_qp(data) if encoding == "quoted-printable" else data
     try:
-        data = part.get_payload(decode=True)
+        decoded = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 — a transfer encoding beyond repair: no content
-        data = None
-    return data if isinstance(data, bytes) else b""
+        decoded = None
+    return decoded if isinstance(decoded, bytes) else b""
 
 
-def _text(part: Message) -> str:
-    """A text part as str, in its charset; unknown or wrong charsets read leniently."""
+def _base64(data: bytes) -> bytes:
+    """Base64 decoded, characters outside its alphabet (line breaks) skipped; padding
+    missing at the end is made up for (extra padding is ignored), a length beyond repair
+    leaves the bytes as they are (as the standard library does)."""
+    for padding in (b"", b"=="):
+        with contextlib.suppress(binascii.Error):
+            return binascii.a2b_base64(data + padding)
+    return data
+
+
+def _text(part: Message, limit: int) -> str:
+    """A text part as str, in its charset, its first ``limit`` characters; unknown or
+    wrong charsets read leniently."""
     data = _content(part)
     charset = str(part.get_content_charset() or "utf-8")
     for attempt in (charset, "utf-8"):
         try:
-            text = data.decode(attempt)
-            break
+            return _decode(data, attempt, "strict", limit)
         except (LookupError, ValueError):  # no such codec; bytes not of it; a NUL in its name
             continue
-    else:
-        text = data.decode("cp1252", errors="replace")
-    # NUL: JSON allows it, PostgreSQL's jsonb does not
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return _decode(data, "cp1252", "replace", limit)
+
+
+def _decode(data: bytes, charset: str, errors: str, limit: int) -> str:
+    """``data`` decoded a piece at a time until ``limit`` characters, with LF line ends
+    and without NUL (JSON allows it, PostgreSQL's jsonb does not)."""
+    codec = codecs.lookup(charset)  # LookupError: no such codec; ValueError: a NUL in its name
+    if not getattr(codec, "_is_text_encoding", True) or codec.incrementaldecoder is None:
+        raise LookupError(f"{charset!r} is not a text encoding")  # zlib_codec, rot13…
+    decoder = codec.incrementaldecoder(errors)
+    pieces: list[str] = []
+    size, carry = 0, ""
+    for start in range(0, len(data), _CHUNK):
+        last = start + _CHUNK >= len(data)
+        piece = carry + decoder.decode(data[start : start + _CHUNK], final=last)
+        carry = ""
+        if piece.endswith("\r") and not last:  # maybe the first half of a CRLF
+            piece, carry = piece[:-1], "\r"
+        piece = piece.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+        pieces.append(piece[: limit - size])  # cut here: no third copy of a long text
+        size += len(piece)
+        if size >= limit:
+            break
+    return "".join(pieces)
 
 
 def _clean(text: str) -> str:

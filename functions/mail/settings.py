@@ -95,9 +95,10 @@ class MailSettings(LoomSettings):
         "larger ones go to the blob store (LOOM_STORE_BLOB_URL) and the event refers to them.",
     )  # fmt: skip
     mail_max_message_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024,
+        default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024,
         description="Messages larger than this are not downloaded: only their headers "
-        "(external.email.events.raw), no external.email.raw.",
+        "(external.email.events.raw), no external.email.raw. The mail function's memory "
+        "(512Mi) is sized for this default: raise both together.",
     )  # fmt: skip
     mail_connect_timeout_seconds: float = Field(
         default=30.0, gt=0, le=600, description="Connecting to the IMAP server."

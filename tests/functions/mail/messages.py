@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -68,3 +69,29 @@ def sized(size: int, subject: str = "big") -> bytes:
     """A plain message of about ``size`` bytes."""
     line = "All work and no play makes Jack a dull boy.\n"
     return plain(subject, line * (size // len(line) + 1))
+
+
+def file_content(size: int) -> bytes:
+    """``size`` random bytes, the same for the same size."""
+    return random.Random(size).randbytes(size)
+
+
+def with_file(size: int, subject: str = "the data") -> bytes:
+    """A note with ``file_content(size)`` attached (base64 on the wire, as mail has it)."""
+    msg = EmailMessage()
+    _headers(msg, subject, "Grace Hopper <grace@example.com>", "ada@example.com")
+    msg.set_content("Here is the file.\n")
+    msg.add_attachment(file_content(size), maintype="application", subtype="octet-stream",
+                       filename="data.bin")  # fmt: skip
+    return _wire(msg)
+
+
+def nested(depth: int = 800, subject: str = "deep") -> bytes:
+    """A text ``depth`` multipart/mixed parts deep (800: 56 kB); the standard library's
+    parser gives up at about 450."""
+    opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+                       for n in range(depth))  # fmt: skip
+    closing = b"".join(b"\r\n--b%d--\r\n" % n for n in reversed(range(depth)))
+    head = f"From: mallory@example.com\r\nTo: ada@example.com\r\nSubject: {subject}\r\n"
+    return (head.encode() + b"MIME-Version: 1.0\r\n" + opening
+            + b"Content-Type: text/plain\r\n\r\nthe hidden text" + closing)  # fmt: skip

@@ -1,11 +1,13 @@
 """The mail fetcher against a real IMAP server: each message once, new ones alone, nothing
-marked read, renumbered mailboxes start over, a wrong password backs off unquoted."""
+marked read, renumbered mailboxes start over, a wrong password backs off unquoted, no
+message stops a mailbox, big ones are stored without being parsed."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import logging
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from loom.kafka.producer import KafkaUnavailable
 from loom.runtime.event import Event
 from loom.testing import FetcherHarness
 from tests.functions.mail.conftest import ImapServer
-from tests.functions.mail.messages import plain, sized, with_pdf
+from tests.functions.mail.messages import nested, plain, sized, with_file, with_pdf
 
 
 @pytest.fixture(autouse=True)
@@ -198,6 +200,57 @@ async def test_a_message_over_the_limit_is_only_announced(imap: ImapServer) -> N
     assert [e.data["message_uid"] for e in of(h.events, RAW)] == [
         of(h.events, ENVELOPE)[1].data["message_uid"]
     ]
+
+
+async def test_a_message_the_parser_gives_up_on_stops_nothing(imap: ImapServer) -> None:
+    """Anyone can mail a message nested deeper than the parser follows: its envelope says
+    what its header says, its bytes still go out (the function dead-letters them), the
+    failure is logged without the text, and the mailbox goes on past it."""
+    box = imap.mailbox()
+    imap.append(box, plain("before"))
+    raw = nested()
+    uid = imap.append(box, raw)
+    imap.append(box, plain("after"))
+    h = harness(imap.account(box))
+    with structlog.testing.capture_logs() as logs:
+        (report,) = await h.run()
+    assert (report.status, report.emitted) == ("ok", 6)
+    assert subjects(h.events) == ["before", "deep", "after"]
+    odd = of(h.events, ENVELOPE)[1].data
+    assert (odd["message_uid"], odd["from"], odd["to"]) == (uid, "mallory@example.com",
+                                                            ["ada@example.com"])  # fmt: skip
+    assert (odd["snippet"], odd["has_attachments"]) == ("", True)  # multipart/mixed
+    message = of(h.events, RAW)[1]
+    assert base64.b64decode(message.data["raw_base64"]) == raw
+    (logged,) = [entry for entry in logs if entry["event"] == "mail.unparsable"]
+    assert (logged["mailbox"], logged["uid"], logged["error"]) == (box, uid, "RecursionError")
+    assert "hidden text" not in repr(logged)
+    (again,) = await h.run()
+    assert (again.status, again.emitted) == ("ok", 0)
+
+
+async def test_a_big_message_is_stored_not_parsed(imap: ImapServer) -> None:
+    """Of a big message the fetcher parses the header and a preview (the snippet) and
+    stores the bytes: it holds about one copy of them at a time, not a parse of them."""
+    box = imap.mailbox()
+    raw = with_file(8 * 1024 * 1024)
+    size = len(raw)
+    imap.append(box, raw)
+    imap.append(box, with_file(8 * 1024 * 1024 + 1, subject="more data"))
+    h = harness(imap.account(box))
+    tracemalloc.start()
+    try:
+        (report,) = await h.run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (report.status, report.emitted) == ("ok", 4)
+    first, second = (e.data for e in of(h.events, ENVELOPE))
+    assert (first["subject"], first["snippet"], first["has_attachments"]) == (
+        "the data", "Here is the file.", True)  # fmt: skip
+    assert second["subject"] == "more data"
+    assert stored(of(h.events, RAW)[0].data["raw"]["uri"]) == raw
+    assert peak < 2 * size, f"{peak / size:.1f} times the message's size"
 
 
 async def test_a_missing_mailbox_fails_the_account_but_not_the_others(imap: ImapServer) -> None:

@@ -1,14 +1,18 @@
-"""Reading emails as they come: encoded headers, odd charsets, alternatives, broken MIME."""
+"""Reading emails as they come: encoded headers, odd charsets, alternatives, broken MIME,
+the header alone, bodies cut at the schemas' limits."""
 
 from __future__ import annotations
 
+import base64
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from functions.mail import parse
 from functions.mail.htmltext import html_to_text
-from functions.mail.parse import NotAnEmail, parse_message
-from tests.functions.mail.messages import PDF, html_only, plain, with_pdf
+from functions.mail.parse import NotAnEmail, parse_headers, parse_message
+from tests.functions.mail.messages import PDF, html_only, nested, plain, with_pdf
 
 
 def wire(text: str, *, encoding: str = "utf-8") -> bytes:
@@ -180,3 +184,43 @@ def test_a_date_without_a_zone_is_taken_as_utc() -> None:
 def test_bytes_that_are_no_email_are_refused(raw: bytes) -> None:
     with pytest.raises(NotAnEmail, match="no header fields"):
         parse_message(raw)
+
+
+def test_the_header_alone_is_read_where_the_parser_gives_up_on_the_rest() -> None:
+    raw = nested()
+    with pytest.raises(RecursionError):
+        parse_message(raw)
+    head = parse_headers(raw)
+    assert (head.sender, head.to, head.subject) == ("mallory@example.com", ["ada@example.com"],
+                                                    "deep")  # fmt: skip
+    assert head.multipart_mixed
+    assert parse_headers(with_pdf()).thread_id == "<root@example.com>"
+    with pytest.raises(NotAnEmail):
+        parse_headers(b"no header here\r\n\r\nbody")
+
+
+BODY = "caf\u00e9 \U0001f600\r\nline two\r\n\r\n\x00nul\rlone CR\r\n" * 50
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7])
+def test_bodies_read_in_pieces_read_as_a_whole(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies are decoded a piece at a time; where a piece ends (within a character or a
+    CRLF) changes nothing."""
+    raw = wire("Subject: x\nContent-Type: text/plain; charset=utf-8\n"
+               "Content-Transfer-Encoding: 8bit\n\n") + BODY.encode()  # fmt: skip
+    whole = parse_message(raw).text_body
+    assert whole == BODY.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    monkeypatch.setattr(parse, "_CHUNK", chunk)
+    assert parse_message(raw).text_body == whole
+    monkeypatch.setattr(parse, "TEXT_CHARS", 100)
+    assert parse_message(raw).text_body == whole[:100]
+
+
+def test_a_charset_that_is_no_text_encoding_is_not_applied() -> None:
+    """``charset=zlib_codec`` would inflate the body: it is read as UTF-8 instead."""
+    packed = base64.encodebytes(zlib.compress(b"A" * 10_000))
+    raw = wire("Subject: x\nContent-Type: text/plain; charset=zlib_codec\n"
+               "Content-Transfer-Encoding: base64\n\n") + packed  # fmt: skip
+    text = parse_message(raw).text_body
+    assert len(text) < 100
+    assert "AAAA" not in text
