@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from loom.errors import ConfigError
 
-__all__ = ["LoomSettings", "load_settings", "settings_for"]
+__all__ = ["LoomSettings", "load_settings", "settings_for", "variable"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Environment = Literal["development", "test", "staging", "production"]
@@ -94,6 +94,16 @@ class LoomSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=LoomSettings)
+
+
+def variable(cls: type[BaseSettings], *fields: str) -> str:
+    """The environment variable of each field of ``cls``, joined with ", ":
+    ``LOOM_URLS_MAX_BYTES`` for ``urls_max_bytes``."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    for field in fields:
+        if field not in cls.model_fields:
+            raise ValueError(f"{cls.__name__} has no field {field!r}")
+    return ", ".join(f"{prefix}{field}".upper() for field in fields)
 
 
 def load_settings(cls: type[S], **overrides: object) -> S:

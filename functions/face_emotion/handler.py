@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +29,8 @@ from loom.runtime.event import Event
 from loom.runtime.invoke import HandlerFailed, PoisonEvent
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
-from loom.store import BlobRef, BlobStore, open_blob_store, store_settings
+from loom.store import BlobStore, open_blob_store, store_settings
+from loom.store.media import blob_bytes, inline_bytes
 
 CAMERA = "device.image.camera.raw"
 EMOTIONS = "analysis.image.emotion_results"
@@ -116,19 +115,9 @@ async def _image_base64(data: dict[str, Any], blobs: BlobStore) -> str:
     """The image as base64 (as the model takes it), checked to be a JPEG, PNG or WebP."""
     if "image_data" in data:
         text: str = data["image_data"]
-        try:
-            head = base64.b64decode(text[:16], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonEvent(f"image_data is not valid base64: {exc}") from None
+        head = inline_bytes(text[:16], "image_data")
     else:
-        ref = data["blob_ref"]
-        blob = BlobRef(ref["uri"], ref["sha256"], ref["size_bytes"], ref.get("content_type"))
-        try:
-            raw = await asyncio.to_thread(blobs.get, blob)
-        except FileNotFoundError:
-            raise PoisonEvent(f"the image's blob {blob.uri} does not exist") from None
-        if hashlib.sha256(raw).hexdigest() != blob.sha256:
-            raise PoisonEvent(f"the image's blob {blob.uri} does not match its sha256")
+        raw = await asyncio.to_thread(blob_bytes, blobs, data["blob_ref"], "image")
         head, text = raw[:12], base64.b64encode(raw).decode("ascii")
     if not any(head[at : at + len(magic)] == magic for magic, at in _MAGIC):
         raise PoisonEvent("the image's bytes are not a JPEG, PNG or WebP image")

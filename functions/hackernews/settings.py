@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from loom.settings import LoomSettings, settings_for
-from loom.web import AddressPolicy, Extractor, FetchOptions
+from loom.web import Extractor, FetchOptions
 
 __all__ = ["HackerNewsSettings", "HnAccount", "Kind", "hackernews_settings"]
 
@@ -178,40 +178,30 @@ class HackerNewsSettings(LoomSettings):
 
     def extractor(self) -> Extractor:
         """The worker processes that extract text, with this time limit (not started)."""
-        return Extractor(
-            workers=self.hackernews_extract_workers,
-            timeout_seconds=self.hackernews_extract_timeout_seconds,
+        return Extractor.from_settings(
+            self,
+            workers="hackernews_extract_workers",
+            timeout_seconds="hackernews_extract_timeout_seconds",
             preload=("functions.hackernews.content", "pypdf", "trafilatura"),
-            setting=_variable("hackernews_extract_timeout_seconds"),
         )
 
     def page_options(self) -> FetchOptions:
         """The shared fetcher's options for linked pages: these limits, public addresses
         (and private ones with LOOM_HACKERNEWS_ALLOW_PRIVATE)."""
         seconds = self.hackernews_fetch_timeout_seconds
-        return FetchOptions(
-            max_bytes=self.hackernews_fetch_max_bytes,
-            total_timeout_seconds=seconds,
+        return FetchOptions.from_settings(
+            self,
+            {
+                "max_bytes": "hackernews_fetch_max_bytes",
+                "total_timeout_seconds": "hackernews_fetch_timeout_seconds",
+                "max_redirects": "hackernews_fetch_max_redirects",
+                "user_agent": "hackernews_user_agent",
+                "allow_private": "hackernews_allow_private",
+            },
             connect_timeout_seconds=min(seconds, 20.0),
             read_timeout_seconds=min(seconds, 20.0),
-            max_redirects=self.hackernews_fetch_max_redirects,
-            user_agent=self.hackernews_user_agent,
             accept=PAGE_ACCEPT,
-            policy=AddressPolicy(allow_private=self.hackernews_allow_private),
-            names={
-                "max_bytes": _variable("hackernews_fetch_max_bytes"),
-                "total_timeout_seconds": _variable("hackernews_fetch_timeout_seconds"),
-                "max_redirects": _variable("hackernews_fetch_max_redirects"),
-                "policy": _variable("hackernews_allow_private"),
-            },
         )
-
-
-def _variable(field: str) -> str:
-    """The environment variable of a field: ``LOOM_HACKERNEWS_ALLOW_PRIVATE`` for
-    ``hackernews_allow_private``."""
-    assert field in HackerNewsSettings.model_fields, field
-    return f"{HackerNewsSettings.model_config.get('env_prefix', '')}{field}".upper()
 
 
 def hackernews_settings(settings: LoomSettings) -> HackerNewsSettings:

@@ -19,10 +19,7 @@ one at a time per replica, the small inline ones side by side, and a replica ask
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +30,8 @@ from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent
 from loom.runtime.registry import function
 from loom.settings import LoomSettings, settings_for
-from loom.store.blobs import BlobRef, BlobStore, open_blob_store
+from loom.store.blobs import BlobStore, open_blob_store
+from loom.store.media import blob_bytes, inline_bytes
 from loom.store.settings import StoreSettings
 
 __all__ = ["INPUT", "MEMORY", "OUTPUT", "MailState", "handle", "open_state"]
@@ -91,20 +89,8 @@ def _read(data: dict[str, Any], blobs: BlobStore) -> ParsedMail:
 def _raw_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
     """The message's bytes: inline, or from the blob store (checked against its SHA-256)."""
     if "raw_base64" in data:
-        try:
-            return base64.b64decode(data["raw_base64"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonEvent(f"raw_base64 is not valid base64: {exc}") from None
-    given = data["raw"]
-    ref = BlobRef(given["uri"], given["sha256"], given.get("size_bytes", 0),
-                  given.get("content_type"))  # fmt: skip
-    try:
-        content = blobs.get(ref)
-    except FileNotFoundError:
-        raise PoisonEvent(f"the message's blob {ref.uri} does not exist") from None
-    if hashlib.sha256(content).hexdigest() != ref.sha256:
-        raise PoisonEvent(f"the message's blob {ref.uri} does not match its sha256")
-    return content
+        return inline_bytes(data["raw_base64"], "raw_base64")
+    return blob_bytes(blobs, data["raw"], "message")
 
 
 def _store_attachments(attachments: list[Attachment], blobs: BlobStore) -> list[dict[str, Any]]:

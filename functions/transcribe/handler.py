@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import hashlib
 import itertools
 import math
 import re
@@ -46,7 +44,8 @@ from loom.runtime.event import Event
 from loom.runtime.invoke import PoisonEvent
 from loom.runtime.registry import function
 from loom.settings import LoomSettings
-from loom.store import BlobRef, BlobStore, open_blob_store, store_settings
+from loom.store import BlobStore, open_blob_store, store_settings
+from loom.store.media import blob_bytes, inline_bytes
 
 SEGMENT = "media.audio.vad_filtered"
 RAW = "device.audio.raw"
@@ -186,16 +185,6 @@ def _model(answers: list[dict[str, Any]]) -> dict[str, str] | None:
 async def _audio_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
     inline = data.get("audio_data", data.get("chunk_data"))
     if inline is not None:
-        try:
-            return base64.b64decode(inline, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonEvent(f"the inline audio is not valid base64: {exc}") from None
+        return inline_bytes(inline, "the inline audio")
     ref = data.get("audio") or data["blob_ref"]
-    blob = BlobRef(ref["uri"], ref["sha256"], ref["size_bytes"], ref.get("content_type"))
-    try:
-        raw = await asyncio.to_thread(blobs.get, blob)
-    except FileNotFoundError:
-        raise PoisonEvent(f"the audio's blob {blob.uri} does not exist") from None
-    if hashlib.sha256(raw).hexdigest() != blob.sha256:
-        raise PoisonEvent(f"the audio's blob {blob.uri} does not match its sha256")
-    return raw
+    return await asyncio.to_thread(blob_bytes, blobs, ref, "audio")

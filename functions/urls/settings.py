@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from loom.settings import LoomSettings, settings_for
-from loom.web import AddressPolicy, Extractor, FetchOptions, Network
+from loom.web import Extractor, FetchOptions, Network
 
 __all__ = ["UrlsSettings", "urls_settings"]
 
@@ -109,38 +109,28 @@ class UrlsSettings(LoomSettings):
 
     def extractor(self) -> Extractor:
         """The worker processes that extract text, with this time limit (not started)."""
-        return Extractor(
-            workers=self.urls_extract_workers,
-            timeout_seconds=self.urls_extract_timeout_seconds,
+        return Extractor.from_settings(
+            self,
+            workers="urls_extract_workers",
+            timeout_seconds="urls_extract_timeout_seconds",
             preload=("functions.urls.extract", "pypdf", "trafilatura"),
-            setting=_variable("urls_extract_timeout_seconds"),
         )
 
     def fetch_options(self) -> FetchOptions:
         """The shared fetcher's options: these limits, guarded by these address rules."""
-        return FetchOptions(
-            max_bytes=self.urls_max_bytes,
-            total_timeout_seconds=self.urls_total_timeout_seconds,
-            connect_timeout_seconds=self.urls_connect_timeout_seconds,
-            read_timeout_seconds=self.urls_read_timeout_seconds,
-            max_redirects=self.urls_max_redirects,
-            user_agent=self.urls_user_agent,
-            policy=AddressPolicy.of(self.urls_allow_private, self.urls_allowed_networks),
-            names={
-                "max_bytes": _variable("urls_max_bytes"),
-                "total_timeout_seconds": _variable("urls_total_timeout_seconds"),
-                "read_timeout_seconds": _variable("urls_read_timeout_seconds"),
-                "max_redirects": _variable("urls_max_redirects"),
-                "policy": f"{_variable('urls_allow_private')}, "
-                f"{_variable('urls_allowed_networks')}",
+        return FetchOptions.from_settings(
+            self,
+            {
+                "max_bytes": "urls_max_bytes",
+                "total_timeout_seconds": "urls_total_timeout_seconds",
+                "connect_timeout_seconds": "urls_connect_timeout_seconds",
+                "read_timeout_seconds": "urls_read_timeout_seconds",
+                "max_redirects": "urls_max_redirects",
+                "user_agent": "urls_user_agent",
+                "allow_private": "urls_allow_private",
+                "allowed_networks": "urls_allowed_networks",
             },
         )
-
-
-def _variable(field: str) -> str:
-    """The environment variable of a field: ``LOOM_URLS_MAX_BYTES`` for ``urls_max_bytes``."""
-    assert field in UrlsSettings.model_fields, field
-    return f"{UrlsSettings.model_config.get('env_prefix', '')}{field}".upper()
 
 
 def urls_settings(settings: LoomSettings) -> UrlsSettings:

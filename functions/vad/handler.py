@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import copy
 import dataclasses
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,11 +29,11 @@ from functions.vad.stream import Segment
 from loom.catalog import default_catalog
 from loom.runtime.context import Context
 from loom.runtime.event import Event
-from loom.runtime.invoke import PoisonEvent
 from loom.runtime.registry import function
 from loom.runtime.state import StateStore, open_state_store
 from loom.settings import LoomSettings
-from loom.store import BlobRef, BlobStore, open_blob_store, store_settings
+from loom.store import BlobStore, open_blob_store, store_settings
+from loom.store.media import media_bytes
 
 RAW = "device.audio.raw"
 VAD = "media.audio.vad_filtered"
@@ -90,7 +88,7 @@ async def handle(event: Event, ctx: Context) -> list[Event]:
     data: dict[str, Any] = event.data
     device = data["device_id"]
     when = _time(data["timestamp"])
-    raw = await _chunk_bytes(data, vad.blobs)
+    raw = await media_bytes(data, vad.blobs, inline="chunk_data", ref="blob_ref", what="chunk")
     chunk = await asyncio.to_thread(
         decode, raw, data.get("format", "wav"), data["sample_rate"], data.get("channels", 1)
     )
@@ -140,23 +138,6 @@ async def _segment_event(
         data["audio"] = ref.as_json()
     made = event.derive(VAD, {**data, "segment_id": "-"}, source=source, index=index)
     return dataclasses.replace(made, data={**made.data, "segment_id": made.id})
-
-
-async def _chunk_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
-    if "chunk_data" in data:
-        try:
-            return base64.b64decode(data["chunk_data"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonEvent(f"chunk_data is not valid base64: {exc}") from None
-    ref = data["blob_ref"]
-    blob = BlobRef(ref["uri"], ref["sha256"], ref["size_bytes"], ref.get("content_type"))
-    try:
-        raw = await asyncio.to_thread(blobs.get, blob)
-    except FileNotFoundError:
-        raise PoisonEvent(f"the chunk's blob {blob.uri} does not exist") from None
-    if hashlib.sha256(raw).hexdigest() != blob.sha256:
-        raise PoisonEvent(f"the chunk's blob {blob.uri} does not match its sha256")
-    return raw
 
 
 def _time(text: str) -> datetime:

@@ -9,15 +9,12 @@ decode; either way an undecodable image is a dead letter.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import hashlib
 import io
 from typing import Any
 
 from loom.runtime.invoke import PoisonEvent
-from loom.store import BlobRef, BlobStore
+from loom.store import BlobStore
+from loom.store.media import media_bytes
 
 __all__ = ["image_bytes", "shrink"]
 
@@ -27,20 +24,7 @@ _MAGIC = ((b"\xff\xd8\xff", 0), (b"\x89PNG\r\n\x1a\n", 0), (b"WEBP", 8))
 
 async def image_bytes(data: dict[str, Any], blobs: BlobStore) -> bytes:
     """The bytes of ``image_data`` (base64) or of the blob ``blob_ref`` names."""
-    if "image_data" in data:
-        try:
-            return base64.b64decode(data["image_data"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonEvent(f"image_data is not valid base64: {exc}") from None
-    ref = data["blob_ref"]
-    blob = BlobRef(ref["uri"], ref["sha256"], ref["size_bytes"], ref.get("content_type"))
-    try:
-        raw = await asyncio.to_thread(blobs.get, blob)
-    except FileNotFoundError:
-        raise PoisonEvent(f"the image's blob {blob.uri} does not exist") from None
-    if hashlib.sha256(raw).hexdigest() != blob.sha256:
-        raise PoisonEvent(f"the image's blob {blob.uri} does not match its sha256")
-    return raw
+    return await media_bytes(data, blobs, inline="image_data", ref="blob_ref", what="image")
 
 
 def shrink(raw: bytes, *, max_side: int, max_pixels: int) -> bytes:

@@ -30,7 +30,10 @@ from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from pydantic_settings import BaseSettings
+
 from loom.errors import LoomError
+from loom.settings import variable
 
 __all__ = ["ExtractionFailed", "Extractor", "ExtractorUnavailable"]
 
@@ -156,6 +159,19 @@ class Extractor:
         self._idle: list[_Worker] = []
         self._waiting: deque[asyncio.Future[_Worker]] = deque()
         self._closed = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: BaseSettings, *, workers: str, timeout_seconds: str, preload: Sequence[str]
+    ) -> Extractor:
+        """An extractor (not started) whose ``workers`` and ``timeout_seconds`` are the
+        fields of ``settings`` so named; errors quote the time limit's variable."""
+        return cls(
+            workers=getattr(settings, workers),
+            timeout_seconds=getattr(settings, timeout_seconds),
+            preload=preload,
+            setting=variable(type(settings), timeout_seconds),
+        )
 
     def start(self) -> None:
         """Starts every worker now, so that the first calls find them warm (they get

@@ -27,10 +27,12 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx
+from pydantic_settings import BaseSettings
 
+from loom.settings import variable
 from loom.web.address import AddressPolicy, IPAddress
 from loom.web.decode import ACCEPT_ENCODING, BoundedDecoder, TooLarge, Undecodable
 from loom.web.outcome import Fetched, FetchFailed, FetchRefused, media_type, short_url
@@ -43,6 +45,7 @@ Accept = Collection[str] | Callable[[str], bool]
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRYABLE = frozenset({408, 425, 429})
+_POLICY = ("allow_private", "allowed_networks")  # the fields that make a policy
 _UNKNOWN_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
@@ -85,6 +88,25 @@ class FetchOptions:
                 raise ValueError(f"{name} must be more than 0, not {value}")
         if self.max_redirects < 0:
             raise ValueError(f"max_redirects must be 0 or more, not {self.max_redirects}")
+
+    @classmethod
+    def from_settings(
+        cls, settings: BaseSettings, fields: Mapping[str, str], **options: Any
+    ) -> FetchOptions:
+        """Options that fields of ``settings`` set, each quoted by its variable in the
+        errors it causes. ``fields`` maps an option to the field that sets it, or
+        ``allow_private`` and ``allowed_networks`` to the fields that make ``policy``
+        (:meth:`AddressPolicy.of`); ``options`` gives the others as they are."""
+        given = {option: getattr(settings, field) for option, field in fields.items()}
+        names = {option: variable(type(settings), field) for option, field in fields.items()}
+        policy = [fields[option] for option in _POLICY if option in fields]
+        if policy:
+            options["policy"] = AddressPolicy.of(
+                given.pop("allow_private", False), given.pop("allowed_networks", ())
+            )
+            names = {option: name for option, name in names.items() if option not in _POLICY}
+            names["policy"] = variable(type(settings), *policy)
+        return cls(**given, **options, names=names)
 
     def named(self, option: str) -> str:
         """`` (LOOM_…)``: the setting behind ``option`` for a message, or ""."""

@@ -1,4 +1,4 @@
-"""Images in, faces out: decoding (upright, as the photo is shown), OpenCV's Haar cascades,
+"""Upright RGB pixels in (``models.images.decode``), faces out: OpenCV's Haar cascades,
 and square crops around each face.
 
 Faces are looked for in a grey, histogram-equalised copy scaled down to a bounded side
@@ -8,27 +8,20 @@ original's pixels and crops are cut from the original.
 
 from __future__ import annotations
 
-import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from loom.errors import ConfigError
 from models.face_emotion.settings import FaceEmotionSettings
 
-__all__ = ["FORMATS", "Box", "FaceDetector", "UnreadableImage", "crop", "decode"]
+__all__ = ["Box", "FaceDetector", "crop"]
 
-FORMATS = ("JPEG", "PNG", "WEBP")  # what device.image.camera.raw may carry
 _WINDOW = 24  # the frontal cascade's own window, in pixels
 _SAME_FACE = 0.3  # boxes overlapping more than this (IoU), or nested, are one face
-
-
-class UnreadableImage(ValueError):
-    """The bytes are not an image this server takes (format, damage, size)."""
 
 
 @dataclass(frozen=True)
@@ -46,26 +39,6 @@ class Box:
 
     def as_json(self) -> dict[str, int]:
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
-
-
-def decode(raw: bytes, max_pixels: int) -> np.ndarray:
-    """``raw`` (JPEG, PNG or WebP) as RGB pixels (height, width, 3), turned upright as its
-    EXIF orientation says (phones store most photos sideways)."""
-    try:
-        with Image.open(io.BytesIO(raw), formats=FORMATS) as image:
-            if image.width * image.height > max_pixels:
-                raise UnreadableImage(
-                    f"the image is {image.width}x{image.height} pixels, more than "
-                    f"{max_pixels} (LOOM_FACE_EMOTION_MAX_PIXELS)"
-                )
-            upright = ImageOps.exif_transpose(image)
-            return np.asarray(upright.convert("RGB"))
-    except UnidentifiedImageError:
-        raise UnreadableImage("the bytes are not a readable JPEG, PNG or WebP image") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, UnreadableImage):
-            raise
-        raise UnreadableImage(f"the image cannot be decoded: {exc}") from None
 
 
 class FaceDetector:

@@ -22,8 +22,6 @@ An image that is not base64, too large or not decodable is refused (400).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 
 import numpy as np
@@ -34,8 +32,9 @@ from loom.runtime.models import model
 from loom.settings import load_settings
 from models.base import JsonModel
 from models.face_emotion.classifier import EmotionClassifier
-from models.face_emotion.faces import Box, FaceDetector, UnreadableImage, crop, decode
+from models.face_emotion.faces import Box, FaceDetector, crop
 from models.face_emotion.settings import DEFAULT_STORAGE_URI, FaceEmotionSettings
+from models.images import UnreadableImage, decode, image_bytes
 
 __all__ = ["FaceEmotionModel"]
 
@@ -71,7 +70,9 @@ class FaceEmotionModel(JsonModel):
         if self.settings is None or self.detector is None or self.classifier is None \
                 or self.batcher is None:  # fmt: skip
             raise RuntimeError(f"model {self.name!r} is not loaded")
-        raw = _image_bytes(payload, self.settings.face_emotion_max_image_bytes)
+        raw = image_bytes(
+            payload, self.settings.face_emotion_max_image_bytes, "LOOM_FACE_EMOTION_MAX_IMAGE_BYTES"
+        )
         try:
             rgb, boxes, crops = await asyncio.to_thread(self._faces, raw)
         except UnreadableImage as exc:
@@ -88,25 +89,11 @@ class FaceEmotionModel(JsonModel):
         assert self.settings is not None
         assert self.detector is not None
         assert self.classifier is not None
-        rgb = decode(raw, self.settings.face_emotion_max_pixels)
+        pixels = self.settings.face_emotion_max_pixels
+        rgb = np.asarray(decode(raw, max_pixels=pixels, setting="LOOM_FACE_EMOTION_MAX_PIXELS"))
         boxes = self.detector.detect(rgb)
         size, margin = self.classifier.input_size, self.settings.face_emotion_margin
         return rgb, boxes, [crop(rgb, box, margin, size) for box in boxes]
-
-
-def _image_bytes(payload: dict[str, Any], limit: int) -> bytes:
-    text = payload.get("image")
-    if not isinstance(text, str) or not text:
-        raise InvalidInput("expected 'image': the image's bytes as base64")
-    if len(text) > (limit + 2) // 3 * 4:
-        raise InvalidInput(
-            f"the image is about {len(text) * 3 // 4} bytes, more than {limit} "
-            "(LOOM_FACE_EMOTION_MAX_IMAGE_BYTES)"
-        )
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"'image' is not valid base64: {exc}") from None
 
 
 def _face(box: Box, row: np.ndarray, labels: list[str]) -> dict[str, Any]:

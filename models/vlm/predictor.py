@@ -25,8 +25,6 @@ is refused (400).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import time
 from collections.abc import Sequence
@@ -42,8 +40,8 @@ from loom.runtime.batcher import Batcher
 from loom.runtime.models import model
 from loom.settings import load_settings
 from models.base import JsonModel
+from models.images import UnreadableImage, decode, image_bytes
 from models.vlm.engine import Engine, Request
-from models.vlm.images import UnreadableImage, decode
 from models.vlm.schema import describe_fields, fillable_schema
 from models.vlm.settings import DEFAULT_STORAGE_URI, VlmSettings
 
@@ -114,10 +112,11 @@ class VlmModel(JsonModel):
         if self.settings is None or self.engine is None or self.batcher is None:
             raise RuntimeError(f"model {self.name!r} is not loaded")
         started = time.perf_counter()
-        raw = _image_bytes(payload, self.settings.vlm_max_image_bytes)
+        raw = image_bytes(payload, self.settings.vlm_max_image_bytes, "LOOM_VLM_MAX_IMAGE_BYTES")
         prompt = self._prompt(payload)
         try:
             image = await asyncio.to_thread(decode, raw, max_pixels=self.settings.vlm_max_pixels,
+                                            setting="LOOM_VLM_MAX_PIXELS",
                                             max_side=self.settings.vlm_max_side)  # fmt: skip
         except UnreadableImage as exc:
             raise InvalidInput(str(exc)) from None
@@ -175,21 +174,6 @@ class VlmModel(JsonModel):
             raise RuntimeError(f"model {self.name!r} broke its schema: {problems[:3]}")
         result: dict[str, Any] = analysis
         return result
-
-
-def _image_bytes(payload: dict[str, Any], limit: int) -> bytes:
-    text = payload.get("image")
-    if not isinstance(text, str) or not text:
-        raise InvalidInput("expected 'image': the image's bytes as base64")
-    if len(text) > (limit + 2) // 3 * 4:
-        raise InvalidInput(
-            f"the image is about {len(text) * 3 // 4} bytes, more than {limit} "
-            "(LOOM_VLM_MAX_IMAGE_BYTES)"
-        )
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"'image' is not valid base64: {exc}") from None
 
 
 def _made_by(settings: VlmSettings) -> dict[str, str]:

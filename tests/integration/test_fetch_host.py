@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from loom.catalog import Catalog
@@ -19,30 +18,9 @@ from loom.runtime.fetch_host import run_fetchers
 from loom.runtime.fetcher import Batch, FetchContext, fetcher
 from loom.runtime.registry import Registry
 from loom.services import LocalServices
-from loom.settings import LoomSettings
 from tests.integration.ingest_helpers import consume_all, data_of
 from tests.integration.store_helpers import fresh_database
-
-LIKED = "external.hackernews.liked"
-
-
-class Feed(BaseModel):
-    name: str
-    items: list[int] = []
-    down: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.name
-
-
-class FeedSettings(LoomSettings):
-    feeds: list[Feed] = Field(default_factory=list)
-
-    @property
-    def accounts(self) -> list[Feed]:
-        return self.feeds
-
+from tests.loom.runtime.feeds import LIKED, Feed, FeedSettings, liked
 
 REGISTRY = Registry()
 
@@ -52,10 +30,7 @@ async def fetch(account: Feed, cursor: dict[str, Any], ctx: FetchContext) -> Asy
     if account.down:
         raise ConnectionError("the source is down")
     for item in (i for i in account.items if i > cursor.get("last", 0)):
-        data = {"schema_version": "1.0", "timestamp": "2026-11-25T08:00:00Z",
-                "message_id": f"hn-{item}", "account": account.name, "item_id": item,
-                "title": f"Item {item}", "liked_at": "2026-11-25T07:58:00Z"}  # fmt: skip
-        yield Batch([ctx.event(LIKED, data, key=str(item))], {"last": item})
+        yield Batch([ctx.event(LIKED, liked(item, account.name), key=str(item))], {"last": item})
 
 
 async def test_fetch_into_kafka_resume_and_back_off(

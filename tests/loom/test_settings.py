@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from loom.errors import ConfigError, LoomError
-from loom.settings import LoomSettings, load_settings
+from loom.settings import LoomSettings, load_settings, variable
 
 
 def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +107,10 @@ def test_a_check_across_settings_never_prints_the_others(monkeypatch: pytest.Mon
     assert "LOOM_HOP must not exceed LOOM_WINDOW" in str(caught.value)
     assert "s3cret-pw" not in str(caught.value)
     assert caught.value.__cause__ is None
+
+
+def test_a_field_is_named_by_its_variable() -> None:
+    assert variable(LoomSettings, "database_url") == "LOOM_DATABASE_URL"
+    assert variable(LoomSettings, "port", "debug") == "LOOM_PORT, LOOM_DEBUG"
+    with pytest.raises(ValueError, match="LoomSettings has no field 'nope'"):
+        variable(LoomSettings, "nope")

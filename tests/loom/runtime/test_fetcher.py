@@ -7,44 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import SecretStr
 
 from loom.kafka.producer import KafkaUnavailable
 from loom.runtime.fetcher import Batch, FetchContext, fetcher
 from loom.runtime.registry import GraphError, Registry
-from loom.settings import LoomSettings
 from loom.testing import FetcherHarness
-
-LIKED = "external.hackernews.liked"
-
-
-class Feed(BaseModel):
-    """A pretend source: items by id, newest last; ``down`` makes it fail."""
-
-    name: str
-    password: SecretStr = SecretStr("")
-    items: list[int] = []
-    broken: list[int] = []  # items whose data breaks the schema
-    down: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.name
-
-
-class FeedSettings(LoomSettings):
-    feeds: list[Feed] = Field(default_factory=list)
-
-    @property
-    def accounts(self) -> list[Feed]:
-        return self.feeds
-
-
-def liked(item: int, broken: bool = False) -> dict[str, Any]:
-    extra = {"no_such_field": 1} if broken else {}  # the schema allows no unknown field
-    return {**extra, "schema_version": "1.0", "timestamp": "2026-11-25T08:00:00Z",
-            "message_id": f"hn-{item}", "account": "ada", "item_id": item, "title": "An item",
-            "liked_at": "2026-11-25T07:58:00Z"}  # fmt: skip
+from tests.loom.runtime.feeds import LIKED, Feed, FeedSettings, liked
 
 
 def make_fetcher(registry: Registry, batch_size: int = 2) -> Any:
@@ -58,7 +27,7 @@ def make_fetcher(registry: Registry, batch_size: int = 2) -> Any:
         new = [i for i in account.items if i > cursor.get("last", 0)]
         for start in range(0, len(new), batch_size):
             chunk = new[start : start + batch_size]
-            events = [ctx.event(LIKED, liked(i, i in account.broken),
+            events = [ctx.event(LIKED, liked(i, broken=i in account.broken),
                                 key=str(i)) for i in chunk]  # fmt: skip
             yield Batch(events, {"last": chunk[-1]})
 
