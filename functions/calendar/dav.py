@@ -54,6 +54,7 @@ class Loaded:
     name: str
     etag: str | None
     data: str
+    href: str = ""  # its URL, to load it again later
 
 
 def object_name(url: Any) -> str:
@@ -143,5 +144,6 @@ def load(calendar: Calendar, members: list[Member]) -> list[Loaded]:
         data = obj.data
         if data:
             etag = (obj.props or {}).get(dav.GetEtag.tag)
-            loaded.append(Loaded(object_name(obj.url), str(etag) if etag else None, str(data)))
+            name, tag = object_name(obj.url), str(etag) if etag else None
+            loaded.append(Loaded(name, tag, str(data), str(obj.url)))
     return loaded

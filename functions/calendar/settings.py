@@ -9,14 +9,18 @@ Accounts are one JSON list in ``LOOM_CALENDAR_ACCOUNTS``::
 
 from __future__ import annotations
 
+from typing import Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from loom.catalog import default_catalog
 from loom.settings import LoomSettings, settings_for
 
-__all__ = ["CalDavAccount", "CalendarSettings", "calendar_settings"]
+__all__ = ["ENRICHED", "CalDavAccount", "CalendarSettings", "calendar_settings"]
+
+ENRICHED = "external.calendar.enriched"
 
 
 class CalDavAccount(BaseModel):
@@ -92,10 +96,17 @@ class CalendarSettings(LoomSettings):
         "server offers it; off: list every object's ETag each run and compare (for "
         "servers whose sync is broken).",
     )
+    calendar_refresh_days: int = Field(
+        default=30, ge=1, le=365,
+        description="A recurring calendar object is sent again once in every period of "
+        "this many days (counted from 1970-01-01 UTC), changed or not, so that its "
+        "occurrences keep moving forward; it is then as of the period's start.",
+    )  # fmt: skip
     calendar_expand_past_days: int = Field(
         default=30, ge=0, le=3660,
         description="Occurrences of a recurring event are made from this many days before "
-        "the time of the calendar object's version …",
+        "the time the calendar object is sent as of (`fetched_at`: the start of its "
+        "refresh period, or when it was written if later) …",
     )  # fmt: skip
     calendar_expand_future_days: int = Field(
         default=180, ge=0, le=3660,
@@ -104,8 +115,22 @@ class CalendarSettings(LoomSettings):
     )  # fmt: skip
     calendar_max_occurrences: int = Field(
         default=1000, ge=1, le=100_000,
-        description="At most this many occurrences of one calendar object (a rule that "
-        "repeats every minute stops here).",
+        description="At most this many occurrences of one calendar object (the earliest in "
+        "the window).",
+    )  # fmt: skip
+    calendar_max_rule_steps: int = Field(
+        default=200_000, ge=1000, le=10_000_000,
+        description="Work allowed for one recurrence rule: its periods (hours, days, …) "
+        "from its DTSTART to the end of the window, times the instances a period can "
+        "hold. A rule that needs more is expanded as far as this goes; one that cannot "
+        "reach the window so (every second since 1970) makes the object a dead letter. "
+        "The default is about 22 years of an hourly rule, or five centuries of a daily one.",
+    )  # fmt: skip
+    calendar_expand_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=600,
+        description="An expansion still running after this long is stopped, and the "
+        "object is a dead letter: a rule that never matches again would be walked to the "
+        "year 9999 (rules within LOOM_CALENDAR_MAX_RULE_STEPS take a second or two).",
     )  # fmt: skip
     calendar_floating_timezone: str = Field(
         default="UTC",
@@ -121,6 +146,25 @@ class CalendarSettings(LoomSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("not an IANA time zone (e.g. Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _windows_meet(self) -> Self:
+        span = self.calendar_expand_past_days + self.calendar_expand_future_days
+        if self.calendar_refresh_days > span:
+            raise ValueError(
+                f"LOOM_CALENDAR_REFRESH_DAYS ({self.calendar_refresh_days}) must not exceed "
+                "LOOM_CALENDAR_EXPAND_PAST_DAYS + LOOM_CALENDAR_EXPAND_FUTURE_DAYS "
+                f"({span}): occurrences between two sendings of a series would be missed"
+            )
+        kept = default_catalog()[ENRICHED].retention.days
+        if span + self.calendar_refresh_days >= kept:
+            raise ValueError(
+                "LOOM_CALENDAR_EXPAND_PAST_DAYS + LOOM_CALENDAR_EXPAND_FUTURE_DAYS + "
+                f"LOOM_CALENDAR_REFRESH_DAYS ({span + self.calendar_refresh_days}) must stay "
+                f"under the {kept} days {ENRICHED} is kept: the earliest occurrences "
+                "would be past it when made"
+            )
+        return self
 
     @property
     def accounts(self) -> list[CalDavAccount]:

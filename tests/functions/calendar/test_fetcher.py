@@ -1,7 +1,7 @@
 """What a person sees of the calendar fetcher against a real CalDAV server (Radicale):
-every event once, then only what changed; resumes where a cut-short run stopped; a
-wrong password or a server that is down fails that account alone, backs off and never
-shows the password."""
+every event once, then only what changed, and recurring objects once more each refresh
+period; resumes where a cut-short run stopped; a wrong password or a server that is down
+fails that account alone, backs off and never shows the password."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import caldav
 from structlog.testing import capture_logs
 
-from functions.calendar.fetcher import EVENTS, RAW, fetch
+from functions.calendar.fetcher import EVENTS, RAW, fetch, period_start
+from functions.calendar.ical import rfc3339
+from functions.calendar.settings import CalDavAccount, CalendarSettings
 from loom.logging import get_logger
 from loom.runtime.event import Event
 from loom.runtime.fetcher import Batch, FetchContext
@@ -107,8 +109,10 @@ async def test_first_run_emits_every_object_and_the_events_in_it(radicale: Radic
     assert weekly.data["etag"]
     assert weekly.data["calendar_id"] == str(diary.calendar.url)
     assert weekly.data["account"] == "ada@127.0.0.1"
-    assert weekly.time == diary.modified  # when this version was written
-    assert weekly.data["timestamp"] == diary.modified.isoformat().replace("+00:00", "Z")
+    # as of when this version was written (or the start of this refresh period, if later)
+    assert weekly.time == max(diary.modified, period_start(_now(), 30))
+    assert weekly.data["timestamp"] == weekly.data["fetched_at"] == rfc3339(weekly.time)
+    assert weekly.data["last_modified"] == rfc3339(diary.modified)
 
     series = items["weekly@loom.test"].data
     assert series["recurrence_rule"] == "FREQ=WEEKLY;COUNT=6"
@@ -161,7 +165,7 @@ async def test_later_runs_emit_only_what_changed(radicale: Radicale) -> None:
     assert changed.id != first["weekly@loom.test"].id  # a new version is a new event
     assert "Weekly planning (moved room)" in changed.data["ical"]
     assert changed.data["etag"] != first["weekly@loom.test"].data["etag"]
-    assert changed.time == edited
+    assert changed.time == max(edited, period_start(_now(), 30))
 
     diary.calendar.get_event_by_uid("holiday@loom.test").delete()
     (fourth,) = await h.run()
@@ -299,3 +303,58 @@ async def test_a_sync_token_the_server_forgot_lists_all_and_sends_nothing_known(
     (state,) = (await cursor_of(h, account.key)).values()
     assert state["token"] != forgotten["token"]
     assert state["token"].startswith("http://radicale.org/ns/sync/")
+
+
+async def run_at(
+    account: CalDavAccount, config: CalendarSettings, cursor: dict[str, Any], now: datetime
+) -> tuple[list[Event], dict[str, Any]]:
+    """One run of the fetcher at ``now``: what it sent, and the cursor it left."""
+    ctx = FetchContext(fetcher="calendar", settings=config, log=get_logger("test"),
+                       account=account.key, now=now)  # fmt: skip
+    batches = [b async for b in fetch(account, cursor, ctx)]
+    return [e for b in batches for e in b.events], batches[-1].cursor if batches else cursor
+
+
+async def test_a_recurring_object_is_sent_again_once_each_period(radicale: Radicale) -> None:
+    calendar = radicale.new_calendar()
+    begun = _now() - timedelta(days=3 * 365)
+    calendar.add_event(ics(*vevent("open@loom.test", f"DTSTART:{utc(begun)}", "DURATION:PT1H",
+                                   "RRULE:FREQ=WEEKLY", modified=begun)))  # fmt: skip
+    calendar.add_event(ics(*vevent("over@loom.test", f"DTSTART:{utc(begun)}", "DURATION:PT1H",
+                                   f"RRULE:FREQ=WEEKLY;UNTIL={utc(begun + timedelta(days=400))}",
+                                   modified=begun)))  # fmt: skip
+    calendar.add_event(ics(*vevent("once@loom.test", f"DTSTART:{utc(begun)}", "DURATION:PT1H",
+                                   modified=begun)))  # fmt: skip
+    account = radicale.account(calendars=[calendar.id])
+    config = radicale.settings(account)
+    period = period_start(_now(), 30)
+
+    first, cursor = await run_at(account, config, {}, period + timedelta(hours=1))
+    assert len(of_type(first, RAW)) == 3
+    assert {e.time for e in first} == {period}  # as of the period's start: written long ago
+    same, cursor = await run_at(account, config, cursor, period + timedelta(days=29))
+    assert same == []  # the same period: nothing again
+
+    later, cursor = await run_at(account, config, cursor, period + timedelta(days=31))
+    assert set(of_type(later, RAW)) == set(of_type(later, EVENTS)) == {"open@loom.test"}
+    again = of_type(later, RAW)["open@loom.test"]
+    assert again.id != of_type(first, RAW)["open@loom.test"].id  # a new event ...
+    assert again.time == period + timedelta(days=30)  # ... as of the next period
+    assert again.data["fetched_at"] == rfc3339(period + timedelta(days=30))
+    assert again.data["etag"] == of_type(first, RAW)["open@loom.test"].data["etag"]
+    assert (await run_at(account, config, cursor, period + timedelta(days=32)))[0] == []
+
+
+async def test_a_cursor_kept_before_refreshes_starts_over(radicale: Radicale) -> None:
+    diary = Diary(radicale.new_calendar())
+    account = radicale.account(calendars=[diary.calendar.id])
+    h = FetcherHarness(fetch, settings=radicale.settings(account))
+    await h.run()
+    (state,) = (await cursor_of(h, account.key)).values()
+    old = {"token": state["token"], "etags": state["etags"]}  # no "refresh"
+    await h.cursors.advance("calendar", account.key,
+                            {"calendars": {str(diary.calendar.url): old}}, 0)  # fmt: skip
+    (report,) = await h.run()
+    assert (report.status, report.emitted) == ("ok", 6)
+    (state,) = (await cursor_of(h, account.key)).values()
+    assert sorted(state["refresh"]) == ["weekly@loom.test.ics"]

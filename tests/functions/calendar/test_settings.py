@@ -58,3 +58,24 @@ def test_the_floating_zone_must_be_a_real_zone(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("LOOM_CALENDAR_FLOATING_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ConfigError, match="LOOM_CALENDAR_FLOATING_TIMEZONE"):
         load_settings(CalendarSettings)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"LOOM_CALENDAR_REFRESH_DAYS": "40", "LOOM_CALENDAR_EXPAND_PAST_DAYS": "10",
+          "LOOM_CALENDAR_EXPAND_FUTURE_DAYS": "20"},
+         "LOOM_CALENDAR_REFRESH_DAYS (40) must not exceed LOOM_CALENDAR_EXPAND_PAST_DAYS + "
+         "LOOM_CALENDAR_EXPAND_FUTURE_DAYS (30): occurrences between two sendings"),
+        ({"LOOM_CALENDAR_EXPAND_FUTURE_DAYS": "400"},
+         "(460) must stay under the 365 days external.calendar.enriched is kept"),
+    ],
+)  # fmt: skip
+def test_windows_that_leave_gaps_or_outlast_retention_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(CalendarSettings)
+    assert problem in str(caught.value)
