@@ -67,8 +67,8 @@ def test_the_floating_zone_must_be_a_real_zone(monkeypatch: pytest.MonkeyPatch) 
           "LOOM_CALENDAR_EXPAND_FUTURE_DAYS": "20"},
          "LOOM_CALENDAR_REFRESH_DAYS (40) must not exceed LOOM_CALENDAR_EXPAND_PAST_DAYS + "
          "LOOM_CALENDAR_EXPAND_FUTURE_DAYS (30): occurrences between two sendings"),
-        ({"LOOM_CALENDAR_EXPAND_FUTURE_DAYS": "400"},
-         "(460) must stay under the 365 days external.calendar.enriched is kept"),
+        ({"LOOM_CALENDAR_EXPAND_FUTURE_DAYS": "600"},
+         "(660) must stay under the 545 days external.calendar.enriched is kept"),
     ],
 )  # fmt: skip
 def test_windows_that_leave_gaps_or_outlast_retention_are_refused(
