@@ -9,12 +9,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from loom.errors import ConfigError
 
-__all__ = ["LoomSettings", "load_settings", "settings_for", "variable"]
+__all__ = ["HttpUrl", "LoomSettings", "load_settings", "settings_for", "variable"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Environment = Literal["development", "test", "staging", "production"]
@@ -92,6 +100,15 @@ class LoomSettings(BaseSettings):
             raise ValueError("must start with postgresql://")
         return value
 
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+# A setting that names an HTTP(S) server: checked at start, kept without a trailing slash.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 S = TypeVar("S", bound=LoomSettings)
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from loom.settings import LoomSettings, settings_for
+from loom.settings import HttpUrl, LoomSettings, settings_for
 from loom.web import Extractor, FetchOptions
 
 __all__ = ["HackerNewsSettings", "HnAccount", "Kind", "hackernews_settings"]
@@ -86,11 +86,11 @@ class HackerNewsSettings(LoomSettings):
         description="JSON list of accounts: username, optional password or cookie (secrets), "
         'optional kinds ["favorites", "upvoted"].',
     )
-    hackernews_site_url: str = Field(
+    hackernews_site_url: HttpUrl = Field(
         default="https://news.ycombinator.com",
         description="The Hacker News site: favourites, upvoted and login pages.",
     )
-    hackernews_api_url: str = Field(
+    hackernews_api_url: HttpUrl = Field(
         default="https://hacker-news.firebaseio.com",
         description="The Hacker News API (`/v0/item/{id}.json`): titles, links, post texts.",
     )
@@ -168,13 +168,6 @@ class HackerNewsSettings(LoomSettings):
     @property
     def accounts(self) -> list[HnAccount]:
         return self.hackernews_accounts
-
-    @field_validator("hackernews_site_url", "hackernews_api_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     def extractor(self) -> Extractor:
         """The worker processes that extract text, with this time limit (not started)."""

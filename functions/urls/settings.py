@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from loom.settings import LoomSettings, settings_for
+from loom.settings import HttpUrl, LoomSettings, settings_for
 from loom.web import Extractor, FetchOptions, Network
 
 __all__ = ["UrlsSettings", "urls_settings"]
@@ -56,11 +56,11 @@ class UrlsSettings(LoomSettings):
         description="Comma-separated CIDRs that may be fetched whatever kind of address "
         "they are, e.g. `192.168.1.20/32,fd00:1::/64`.",
     )
-    urls_twitter_oembed_url: str = Field(
+    urls_twitter_oembed_url: HttpUrl = Field(
         default="https://publish.twitter.com/oembed",
         description="oEmbed endpoint asked for X/Twitter posts (`?url=<post>`).",
     )
-    urls_hackernews_api_url: str = Field(
+    urls_hackernews_api_url: HttpUrl = Field(
         default="https://hacker-news.firebaseio.com",
         description="Base URL of the Hacker News API (`/v0/item/<id>.json`).",
     )
@@ -99,13 +99,6 @@ class UrlsSettings(LoomSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
-
-    @field_validator("urls_twitter_oembed_url", "urls_hackernews_api_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     def extractor(self) -> Extractor:
         """The worker processes that extract text, with this time limit (not started)."""
