@@ -114,3 +114,20 @@ def test_a_field_is_named_by_its_variable() -> None:
     assert variable(LoomSettings, "port", "debug") == "LOOM_PORT, LOOM_DEBUG"
     with pytest.raises(ValueError, match="LoomSettings has no field 'nope'"):
         variable(LoomSettings, "nope")
+
+
+def test_an_http_url_setting_is_checked_and_kept_without_its_slash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import Field
+
+    from loom.settings import HttpUrl
+
+    class WithServer(LoomSettings):
+        thing_url: HttpUrl = Field(default="https://example.org")
+
+    monkeypatch.setenv("LOOM_THING_URL", "https://api.example.org/v0/")
+    assert load_settings(WithServer).thing_url == "https://api.example.org/v0"
+    monkeypatch.setenv("LOOM_THING_URL", "ftp://example.org")
+    with pytest.raises(ConfigError, match=r"LOOM_THING_URL='ftp://example.org': .*http"):
+        load_settings(WithServer)
