@@ -186,6 +186,27 @@ class SttEngine:
         self._reset[:] = True
 
     def close(self) -> None:
+        """Stop stepping. Requests still in a slot or waiting for one fail with
+        :class:`Busy` (a 503: their clients try again, on another replica or later)
+        instead of waiting for a loop that is gone."""
+        streams = [*self._active.values(), *self._pending]
+        self._active.clear()
+        self._pending.clear()
+
+        def fail() -> None:
+            for stream in streams:
+                if not stream.future.done():
+                    stream.future.set_exception(Busy("the stt server is stopping; try again"))
+
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is self._loop:
+                fail()
+            else:
+                self._loop.call_soon_threadsafe(fail)
         if self._task is not None:
             self._task.cancel()
             self._task = None

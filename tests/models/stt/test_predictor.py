@@ -214,3 +214,17 @@ async def test_a_host_running_stt_in_process_stops_it_when_it_closes(
     assert model.streams is None  # its step loop and torch thread are gone
     assert not model.ready
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "stt-steps"]
+
+
+async def test_stopping_answers_waiting_requests_503_instead_of_leaving_them(make_stt: Any) -> None:
+    model = make_stt(stt_max_streams=1, stt_warmup=False)
+    first = asyncio.ensure_future(model.infer_json(stt_request(speech_like(3.0, seed=11))))
+    second = asyncio.ensure_future(model.infer_json(stt_request(speech_like(3.0, seed=12))))
+    while model.streams.stats.busy == 0:  # noqa: ASYNC110 — the engine exposes no event
+        await asyncio.sleep(0.005)
+    model.stop()  # what KServe's ModelServer does on SIGTERM or scale-down
+    done, waiting = await asyncio.wait([first, second], timeout=10)
+    assert not waiting
+    refused = [t.exception() for t in done if t.exception() is not None]
+    assert refused
+    assert all(isinstance(e, ServerNotReady) and "stopping" in str(e) for e in refused)
