@@ -5,11 +5,14 @@ Every Loom predictor speaks one JSON document each way over KServe's V2 protocol
 client fits all of them: ``await ctx.model("stt").infer({...}) -> {...}``.
 
 - :class:`HttpModelClient`: the InferenceService over HTTP (the cluster, or any URL in
-  ``LOOM_MODEL_URLS``). A server scaled to zero answers 502/503/504 or refuses the
-  connection while a replica starts (minutes for a GPU node): the client keeps trying
-  for ``LOOM_MODEL_WAKE_SECONDS`` before it gives up with :class:`ModelUnavailable`,
-  which the runtime retries like any dependency that is down. A 4xx is the model
-  refusing this input: :class:`ModelRefused`, a dead letter.
+  ``LOOM_MODEL_URLS``). A server scaled to zero, starting or busy answers 502/503/504,
+  408 or 429 or refuses the connection: the client keeps trying (honouring
+  ``Retry-After``) for ``LOOM_MODEL_WAKE_SECONDS`` before it gives up with
+  :class:`ModelUnavailable`, which the runtime retries like any dependency that is down.
+  Another 4xx is the model refusing this input: :class:`ModelRefused`, a dead letter. A
+  500, a malformed answer or no answer in time is :class:`ModelFailed`: retried a
+  bounded number of times, then dead-lettered, so one input the model always fails on
+  cannot hold up a device's ordered stream for ever.
 - :class:`LocalModelClient`: the same predictor class in this process (``loom dev`` and
   tests), through KServe's own preprocess → predict → postprocess.
 """
@@ -29,13 +32,14 @@ from pydantic import Field
 
 from loom.errors import LoomError
 from loom.logging import get_logger
-from loom.runtime.invoke import PoisonEvent, Unavailable
+from loom.runtime.invoke import HandlerFailed, PoisonEvent, Unavailable
 from loom.settings import LoomSettings, settings_for
 
 __all__ = [
     "HttpModelClient",
     "LocalModelClient",
     "ModelClient",
+    "ModelFailed",
     "ModelRefused",
     "ModelSettings",
     "ModelUnavailable",
@@ -46,11 +50,17 @@ __all__ = [
 
 log = get_logger("loom.models")
 REQUEST, RESPONSE = "request", "response"
-_WAKING = {502, 503, 504}
+# A server starting, scaled to zero or busy: wait for it (Retry-After honoured).
+_WAKING = {408, 429, 502, 503, 504}
 
 
 class ModelUnavailable(Unavailable):
-    """The model server did not answer in time (down, or still waking up)."""
+    """The model server cannot be reached or is still waking up: the event waits."""
+
+
+class ModelFailed(HandlerFailed):
+    """The model server failed on this input (a 500, a malformed answer, no answer in
+    time): tried again a bounded number of times, then dead-lettered."""
 
 
 class ModelRefused(PoisonEvent):
@@ -92,7 +102,7 @@ def v2_decode(body: dict[str, Any]) -> dict[str, Any]:
             document = json.loads(output["data"][0])
             if isinstance(document, dict):
                 return document
-    raise ModelUnavailable(f"the model's answer has no {RESPONSE!r} output: {str(body)[:200]}")
+    raise ModelFailed(f"the model's answer has no {RESPONSE!r} output: {str(body)[:200]}")
 
 
 class HttpModelClient:
@@ -120,31 +130,45 @@ class HttpModelClient:
         deadline = time.monotonic() + self._wake
         delay = 0.5
         while True:
+            wait = delay
             try:
                 answer = await self._client.post(self.url, json=body)
                 if answer.status_code not in _WAKING:
                     break
                 problem = f"answered {answer.status_code}"
+                wait = max(delay, _retry_after(answer))
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
                 problem = f"unreachable ({type(exc).__name__})"
             except httpx.TimeoutException as exc:
-                raise ModelUnavailable(f"model {self.name!r} took too long: {exc}") from exc
-            if time.monotonic() + delay > deadline:
+                raise ModelFailed(f"model {self.name!r} took too long: {exc}") from exc
+            if time.monotonic() + wait > deadline:
                 raise ModelUnavailable(
                     f"model {self.name!r} at {self.url} {problem} for {self._wake:.0f} s"
                 )
-            log.info("model.waiting", model=self.name, problem=problem, retry_in=delay)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            log.info("model.waiting", model=self.name, problem=problem, retry_in=wait)
+            await asyncio.sleep(wait * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 15.0)
         if 400 <= answer.status_code < 500:
             raise ModelRefused(
                 f"model {self.name!r} refused the input ({answer.status_code}): {answer.text[:300]}"
             )
         if answer.status_code >= 300:
-            raise ModelUnavailable(
+            raise ModelFailed(
                 f"model {self.name!r} answered {answer.status_code}: {answer.text[:300]}"
             )
-        return v2_decode(answer.json())
+        try:
+            document = answer.json()
+        except ValueError as exc:
+            raise ModelFailed(f"model {self.name!r} answered with no JSON: {exc}") from None
+        return v2_decode(document)
+
+
+def _retry_after(answer: httpx.Response) -> float:
+    """A server's ``Retry-After`` in seconds (at most a minute), else 0."""
+    try:
+        return min(60.0, max(0.0, float(answer.headers.get("retry-after", "0"))))
+    except ValueError:
+        return 0.0
 
 
 class LocalModelClient:

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from loom.runtime.model_client import HttpModelClient, ModelRefused, ModelUnavailable, v2_decode
+from loom.runtime.model_client import (
+    HttpModelClient,
+    ModelFailed,
+    ModelRefused,
+    ModelUnavailable,
+    v2_decode,
+)
 
 
 class Server:
@@ -20,6 +27,7 @@ class Server:
 
     def __init__(self) -> None:
         self.waking = 0
+        self.waking_status = 503
         self.status = 200
         self.paths: list[str] = []
         outer = self
@@ -30,7 +38,7 @@ class Server:
                 outer.paths.append(self.path)
                 if outer.waking:
                     outer.waking -= 1
-                    self._send(503, {"error": "starting"})
+                    self._send(outer.waking_status, {"error": "starting"})
                 elif outer.status != 200:
                     self._send(outer.status, {"error": "the audio is not 16-bit PCM"})
                 else:
@@ -43,6 +51,8 @@ class Server:
             def _send(self, status: int, body: dict[str, Any]) -> None:
                 raw = json.dumps(body).encode()
                 self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
@@ -89,6 +99,20 @@ async def test_a_refusal_is_a_dead_letter_and_silence_unavailable(server: Server
     await nobody.aclose()
 
 
-def test_an_answer_without_the_response_output_is_unavailable() -> None:
-    with pytest.raises(ModelUnavailable, match="no 'response' output"):
+def test_an_answer_without_the_response_output_is_a_failure() -> None:
+    with pytest.raises(ModelFailed, match="no 'response' output"):
         v2_decode({"outputs": [{"name": "logits", "data": [1.0]}]})
+
+
+async def test_a_busy_server_is_waited_for_and_a_failing_one_is_not(server: Server) -> None:
+    server.waking, server.waking_status = 1, 429
+    client = HttpModelClient("stt", server.url, wake_seconds=30)
+    try:
+        started = time.monotonic()
+        assert await client.infer({"text": "hi"}) == {"text": "HI"}
+        assert time.monotonic() - started >= 0.8  # its Retry-After: 1 s, not 0.5
+        server.status = 500
+        with pytest.raises(ModelFailed, match="answered 500"):
+            await client.infer({"text": "hi"})
+    finally:
+        await client.aclose()
