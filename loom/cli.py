@@ -153,18 +153,19 @@ def serve_model(
 
     settings = load_settings(LoomSettings)
     try:
-        known = discover_models().models
+        known = discover_models()
     except ImportError as exc:
         err_console.print(f"[red]the models extra is not installed ({exc}): "
                           "uv sync --extra models[/]")  # fmt: skip
         raise typer.Exit(2) from None
-    spec = known.get(model_name)
+    spec = known.find(model_name)
     if spec is None:
-        err_console.print(f"[red]no model {model_name!r} (known: {', '.join(sorted(known))})[/]")
+        names = ", ".join(sorted(known.models))
+        err_console.print(f"[red]no model {model_name!r} (known: {names})[/]")
         raise typer.Exit(2)
     import kserve
 
-    predictor = spec.predictor(model_name)
+    predictor = spec.predictor(spec.name)  # served under the name clients put in the URL
     predictor.load()
     kserve.ModelServer(http_port=port or settings.port, enable_grpc=False).start([predictor])
 

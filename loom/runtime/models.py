@@ -41,6 +41,16 @@ class ModelRegistry:
         self.models[spec.name] = spec
 
 
+    def find(self, name: str) -> ModelSpec | None:
+        """The model called ``name``, or whose InferenceService is called ``name`` (the
+        DNS-1123 form the manifests give it: ``face-emotion`` for ``face_emotion``)."""
+        from loom.manifests.options import slug
+
+        return self.models.get(name) or next(
+            (m for m in self.models.values() if slug(m.name) == name), None
+        )
+
+
 MODELS = ModelRegistry()
 
 

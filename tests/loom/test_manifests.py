@@ -335,6 +335,28 @@ def test_an_inference_service_per_model() -> None:
     assert runtime["spec"]["containers"][0]["args"] == ["serve-model", "--model-name={{.Name}}"]
 
 
+def test_every_inference_service_name_leads_its_runtime_to_its_model() -> None:
+    # The ServingRuntime runs `loom serve-model --model-name={{.Name}}`: the
+    # InferenceService's own (DNS-1123) name must find the model, which is then served
+    # under the name the functions' clients put in the URL.
+    models = ModelRegistry()
+
+    @model(name="face_emotion", storage_uri_env="LOOM_FACE_EMOTION_STORAGE_URI",
+           default_storage_uri="hf://x/y", registry=models)  # fmt: skip
+    class FaceEmotion:
+        """Emotions of faces."""
+
+    files = generate(default_catalog(), sample, ManifestOptions(), models)
+    (isvc,) = _docs(files, "kserve/face_emotion.yaml")
+    assert isvc["metadata"]["name"] == "face-emotion"
+    found = models.find(isvc["metadata"]["name"])
+    assert found is not None
+    assert found.name == "face_emotion"
+    (defaults,) = _docs(files, "knative/config.yaml")
+    assert '"face_emotion":"http://face-emotion-predictor.' in defaults["data"]["LOOM_MODEL_URLS"]
+    assert models.find("no-such-model") is None
+
+
 def test_the_store_waits_out_an_outage_before_dead_lettering() -> None:
     registry = discover()
     files = generate(default_catalog(), registry, ManifestOptions(), discover_models())

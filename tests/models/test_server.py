@@ -35,8 +35,9 @@ class ServedModel:
     """One `loom serve-model --model-name NAME` process, started when asked, its output
     in a log file."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.log = name, log
+    def __init__(self, name: str, env: dict[str, str], log: Path, service: str = "") -> None:
+        # `service`: the InferenceService's name KServe passes (face-emotion), if not `name`
+        self.name, self.log, self.service = name, log, service or name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -50,7 +51,7 @@ class ServedModel:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "loom", "serve-model", f"--model-name={self.name}"],
+                [sys.executable, "-m", "loom", "serve-model", f"--model-name={self.service}"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -84,8 +85,10 @@ class ServedModel:
             ) from None
 
 
-def served(name: str, env: dict[str, str], folder: Path) -> Iterator[ServedModel]:
-    server = ServedModel(name, env, folder / "serve-model.log")
+def served(
+    name: str, env: dict[str, str], folder: Path, service: str = ""
+) -> Iterator[ServedModel]:
+    server = ServedModel(name, env, folder / "serve-model.log", service)
     try:
         yield server
     finally:
@@ -205,7 +208,8 @@ def face_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedMode
         "LOOM_FACE_EMOTION_MODEL_NAME": "tiny-vit",
         "LOOM_FACE_EMOTION_DEVICE": "cpu",
     }
-    yield from served("face_emotion", env, folder)
+    # started the way the ServingRuntime starts it: by the InferenceService's name
+    yield from served("face_emotion", env, folder, service="face-emotion")
 
 
 async def test_the_face_emotion_server_finds_the_astronauts_face(face_server: ServedModel) -> None:
