@@ -40,7 +40,6 @@ class ModelRegistry:
             raise LoomError(f"two models are named {spec.name!r}")
         self.models[spec.name] = spec
 
-
     def find(self, name: str) -> ModelSpec | None:
         """The model called ``name``, or whose InferenceService is called ``name`` (the
         DNS-1123 form the manifests give it: ``face-emotion`` for ``face_emotion``)."""
