@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -28,7 +28,7 @@ from loom.kafka.producer import AsyncProducer, OutgoingRecord
 from loom.logging import get_logger
 from loom.runtime.cursors import CursorStore, PostgresCursorStore
 from loom.runtime.event import Event
-from loom.runtime.fetcher import FetchContext, FetcherSpec, account_secrets, redact
+from loom.runtime.fetcher import Account, FetchContext, FetcherSpec, account_secrets, redact
 from loom.runtime.registry import Registry
 from loom.settings import LoomSettings, settings_for
 
@@ -95,9 +95,7 @@ class KafkaSink:
         records = []
         for event in events:
             entry = self._catalog[event.type]
-            stamped = Event(type=event.type, data=event.data, id=event.id, source=event.source,
-                            time=event.time, device_id=event.device_id,
-                            extensions={**event.extensions, RECORDED_TIME: stamp})  # fmt: skip
+            stamped = replace(event, extensions={**event.extensions, RECORDED_TIME: stamp})
             record = to_kafka(stamped.to_cloudevent(entry.schema_id))
             records.append(OutgoingRecord.binary(entry.topic(self._prefix), record))
         for error in await self._producer.send_many(records):
@@ -140,7 +138,7 @@ async def run_fetcher(
 
 async def _run_account(
     spec: FetcherSpec,
-    account: object,
+    account: Account,
     config: LoomSettings,
     policy: FetchSettings,
     catalog: Catalog,
@@ -148,7 +146,7 @@ async def _run_account(
     cursors: CursorStore,
     force: bool,
 ) -> AccountReport:
-    key: str = account.key  # type: ignore[attr-defined]
+    key = account.key
     now = datetime.now(UTC)
     row = await cursors.get(spec.name, key)
     if not force and row.next_attempt_at is not None and row.next_attempt_at > now:
